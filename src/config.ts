@@ -1,0 +1,85 @@
+import { resolve } from 'node:path';
+import envSchema from 'env-schema';
+
+/** Where the data lives; `kind` says which storage implementation serves it. */
+export type DatabaseLocation = { kind: 'sqlite'; path: string };
+
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  readonly logLevel: string;
+  readonly database: DatabaseLocation;
+  readonly databaseUrl: string;
+  readonly bootstrapApiKey: string | undefined;
+  readonly secretKey: string | undefined;
+  readonly shutdownTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+interface RawEnv {
+  HOST: string;
+  PORT: number;
+  LOG_LEVEL: string;
+  DATABASE_URL: string;
+  ALERTS_BOOTSTRAP_API_KEY?: string;
+  ALERTS_SECRET_KEY?: string;
+  ALERTS_SHUTDOWN_TIMEOUT_MS: number;
+}
+
+const ENV_SCHEMA = {
+  type: 'object',
+  properties: {
+    HOST: { type: 'string', default: '0.0.0.0' },
+    PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
+    LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+    DATABASE_URL: { type: 'string', minLength: 1, default: './data/alerts.db' },
+    ALERTS_BOOTSTRAP_API_KEY: { type: 'string', minLength: 32, maxLength: 256, pattern: '^[\\x21-\\x7e]+$' },
+    ALERTS_SECRET_KEY: { type: 'string', minLength: 32 },
+    ALERTS_SHUTDOWN_TIMEOUT_MS: { type: 'integer', minimum: 0, default: 10_000 },
+  },
+} as const;
+
+/**
+ * Where `DATABASE_URL` points. Accepts a file path, `sqlite:<path>`, `sqlite://<path>` or
+ * `file:<path>`; relative paths are taken from `cwd`.
+ */
+export function parseDatabaseUrl(url: string, cwd: string): DatabaseLocation {
+  if (/^postgres(ql)?:\/\//i.test(url)) {
+    throw new ConfigError('DATABASE_URL: PostgreSQL is not supported yet; use a SQLite file path or a sqlite: URL');
+  }
+  const match = /^(sqlite|file):(\/\/)?(.*)$/i.exec(url);
+  let path = url;
+  if (match) path = match[3] ?? '';
+  else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
+    throw new ConfigError(`DATABASE_URL: unsupported scheme in "${url.split(':')[0]}:"; use a SQLite file path or a sqlite: URL`);
+  }
+  if (path === '') throw new ConfigError('DATABASE_URL: the SQLite file path is empty');
+  if (path === ':memory:') return { kind: 'sqlite', path };
+  return { kind: 'sqlite', path: resolve(cwd, path) };
+}
+
+/** Reads and validates the environment once; the result is frozen and passed down. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): Config {
+  let raw: RawEnv;
+  try {
+    raw = envSchema<RawEnv>({ schema: structuredClone(ENV_SCHEMA), data: { ...env }, env: false, dotenv: false });
+  } catch (error) {
+    throw new ConfigError(`invalid environment: ${(error as Error).message}`);
+  }
+  return Object.freeze({
+    host: raw.HOST,
+    port: raw.PORT,
+    logLevel: raw.LOG_LEVEL,
+    databaseUrl: raw.DATABASE_URL,
+    database: parseDatabaseUrl(raw.DATABASE_URL, cwd),
+    bootstrapApiKey: raw.ALERTS_BOOTSTRAP_API_KEY,
+    secretKey: raw.ALERTS_SECRET_KEY,
+    shutdownTimeoutMs: raw.ALERTS_SHUTDOWN_TIMEOUT_MS,
+  });
+}

@@ -1,0 +1,82 @@
+import type { WebhookEndpointsRepository } from '../store/webhook-endpoints-repository.js';
+import { toIso, type Clock } from './clock.js';
+import { AppError, notFound } from './errors.js';
+import { ID_PREFIX, newId } from './ids.js';
+import {
+  customHeaderProblems,
+  endpointSettingsFromInput,
+  MAX_WEBHOOK_ENDPOINTS_PER_ACCOUNT,
+  newSigningSecret,
+  type NewWebhookEndpointInput,
+  type WebhookEndpoint,
+  type WebhookEndpointFilter,
+  type WebhookEndpointPatch,
+} from './webhook-endpoints.js';
+
+export interface WebhookEndpointsService {
+  create(accountId: string, input: NewWebhookEndpointInput): Promise<WebhookEndpoint & { signing_secret: string }>;
+  list(accountId: string, filter: WebhookEndpointFilter): Promise<WebhookEndpoint[]>;
+  get(accountId: string, id: string): Promise<WebhookEndpoint>;
+  update(accountId: string, id: string, patch: WebhookEndpointPatch): Promise<WebhookEndpoint>;
+  delete(accountId: string, id: string): Promise<void>;
+  rotateSecret(accountId: string, id: string): Promise<{ signing_secret: string }>;
+}
+
+function checkHeaders(headers: Record<string, string> | undefined): void {
+  if (headers === undefined) return;
+  const problems = customHeaderProblems(headers);
+  if (problems.length > 0) {
+    throw new AppError('validation', `invalid custom header: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}`, problems);
+  }
+}
+
+/** Webhook endpoint use cases; the HTTP layer calls these with validated input. */
+export function createWebhookEndpointsService(deps: { endpoints: WebhookEndpointsRepository; clock: Clock }): WebhookEndpointsService {
+  const { endpoints, clock } = deps;
+
+  return {
+    async create(accountId, input) {
+      checkHeaders(input.headers);
+      const signingSecret = newSigningSecret();
+      const created = await endpoints.insertWithinLimit(
+        accountId,
+        { ...endpointSettingsFromInput(input), id: newId(ID_PREFIX.webhookEndpoint), created_at: toIso(clock.now()) },
+        signingSecret,
+        MAX_WEBHOOK_ENDPOINTS_PER_ACCOUNT,
+      );
+      if (created === 'limit_exceeded') {
+        throw new AppError(
+          'limitExceeded',
+          `webhook endpoint limit reached: an account can have at most ${MAX_WEBHOOK_ENDPOINTS_PER_ACCOUNT} webhook endpoints`,
+        );
+      }
+      return { ...created, signing_secret: signingSecret };
+    },
+
+    list: (accountId, filter) => endpoints.list(accountId, filter),
+
+    async get(accountId, id) {
+      const endpoint = await endpoints.get(accountId, id);
+      if (!endpoint) throw notFound('webhook endpoint', id);
+      return endpoint;
+    },
+
+    async update(accountId, id, patch) {
+      checkHeaders(patch.headers);
+      const normalized = patch.event_types ? { ...patch, event_types: [...new Set(patch.event_types)] } : patch;
+      const endpoint = await endpoints.update(accountId, id, normalized, toIso(clock.now()));
+      if (!endpoint) throw notFound('webhook endpoint', id);
+      return endpoint;
+    },
+
+    async delete(accountId, id) {
+      if (!(await endpoints.delete(accountId, id))) throw notFound('webhook endpoint', id);
+    },
+
+    async rotateSecret(accountId, id) {
+      const signingSecret = newSigningSecret();
+      if (!(await endpoints.replaceSecret(accountId, id, signingSecret, toIso(clock.now())))) throw notFound('webhook endpoint', id);
+      return { signing_secret: signingSecret };
+    },
+  };
+}

@@ -1,0 +1,207 @@
+import { Type, type Static, type TSchema } from 'typebox';
+import { ALERT_STATES, METRICS, OPERATORS, WINDOW_DURATIONS } from '../domain/alert-rules.js';
+import { WEBHOOK_EVENT_TYPES } from '../domain/webhook-endpoints.js';
+
+/**
+ * The one source of truth for the wire format: these schemas validate requests, type the
+ * handlers, serialize responses and generate /openapi.json. Shapes follow the published
+ * contract exactly (nullable fields as type arrays, enums as typed strings).
+ */
+const StringEnum = <const T extends readonly string[]>(values: T, options: Record<string, unknown> = {}) =>
+  Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
+const NullableString = (options: Record<string, unknown> = {}) =>
+  Type.Unsafe<string | null>({ type: ['string', 'null'], ...options });
+const NullableDateTime = (options: Record<string, unknown> = {}) =>
+  Type.Unsafe<string | null>({ type: ['string', 'null'], format: 'date-time', ...options });
+const NullableInteger = (options: Record<string, unknown> = {}) =>
+  Type.Unsafe<number | null>({ type: ['integer', 'null'], ...options });
+const StringMap = (options: Record<string, unknown> = {}) =>
+  Type.Unsafe<Record<string, string>>({ type: 'object', additionalProperties: { type: 'string' }, ...options });
+const DateTime = (options: Record<string, unknown> = {}) => Type.String({ format: 'date-time', ...options });
+
+export const RULE_ID_PATTERN = '^ar_[A-Za-z0-9]+$';
+export const ENDPOINT_ID_PATTERN = '^whe_[A-Za-z0-9]+$';
+
+export const Metric = StringEnum(METRICS, { description: 'What the rule measures over its window.' });
+export const ComparisonOperator = StringEnum(OPERATORS, { description: 'How the measured value is compared with the threshold.' });
+export const AlertState = StringEnum(ALERT_STATES, { description: 'Where the rule stands after its last evaluation.' });
+export const WindowDuration = StringEnum(WINDOW_DURATIONS, { description: 'Length of the sliding window the metric is computed over.' });
+export const WebhookEventType = StringEnum(WEBHOOK_EVENT_TYPES, { description: 'Kind of event a webhook carries.' });
+
+// Above 2^53 - 1 a JSON number no longer round-trips as an exact integer.
+const Threshold = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Value the metric is compared with.' });
+const RuleName = Type.String({ description: 'Human-readable name of the rule.' });
+const ProjectId = NullableString({ description: 'Project the rule watches; null watches the whole account.' });
+
+export const ErrorBody = Type.Object(
+  {
+    message: Type.String({ description: 'What went wrong, in words.' }),
+    errors: Type.Optional(
+      Type.Array(Type.Object({ field: Type.String(), message: Type.String() }), {
+        description: 'One entry per invalid field, when the request failed validation.',
+      }),
+    ),
+  },
+  { description: 'Error response.' },
+);
+
+export const AlertRule = Type.Object(
+  {
+    id: Type.String({ pattern: RULE_ID_PATTERN, description: 'Alert rule ID.' }),
+    name: RuleName,
+    project_id: Type.Optional(ProjectId),
+    metric: Metric,
+    operator: ComparisonOperator,
+    threshold_value: Threshold,
+    window_duration: WindowDuration,
+    enabled: Type.Boolean({ default: true, description: 'Disabled rules are not evaluated.' }),
+    current_state: AlertState,
+    since: Type.Optional(NullableDateTime({ description: 'When the current state began.' })),
+    last_evaluated_at: Type.Optional(NullableDateTime({ description: 'When the rule was last evaluated; null if never.' })),
+    current_value: Type.Optional(NullableInteger({ description: 'Metric value at the last evaluation.' })),
+    created_at: DateTime(),
+    updated_at: DateTime(),
+  },
+  { description: 'An alert rule and its current evaluation state.' },
+);
+
+export const CreateAlertRuleBody = Type.Object(
+  {
+    name: RuleName,
+    project_id: Type.Optional(ProjectId),
+    metric: Metric,
+    operator: ComparisonOperator,
+    threshold_value: Threshold,
+    window_duration: WindowDuration,
+    enabled: Type.Optional(Type.Boolean({ default: true })),
+  },
+  { additionalProperties: false },
+);
+export type CreateAlertRuleBody = Static<typeof CreateAlertRuleBody>;
+
+export const UpdateAlertRuleBody = Type.Object(
+  {
+    name: Type.Optional(RuleName),
+    project_id: Type.Optional(ProjectId),
+    metric: Type.Optional(Metric),
+    operator: Type.Optional(ComparisonOperator),
+    threshold_value: Type.Optional(Threshold),
+    window_duration: Type.Optional(WindowDuration),
+    enabled: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false, description: 'Only the fields given change.' },
+);
+
+export const AlertRuleList = Type.Object({ data: Type.Array(AlertRule) });
+
+export const AlertRuleQuery = Type.Object({
+  enabled: Type.Optional(Type.Boolean()),
+  metric: Type.Optional(Metric),
+  project_id: Type.Optional(Type.String()),
+  state: Type.Optional(AlertState),
+});
+
+export const RuleIdParams = Type.Object({
+  rule_id: Type.String({ pattern: RULE_ID_PATTERN, description: 'Alert rule ID, such as ar_0Kx4mNpQ8rWvYb2dFgHjLs.' }),
+});
+
+export const ActiveAlert = Type.Object(
+  {
+    alert_rule_id: Type.String({ pattern: RULE_ID_PATTERN }),
+    name: Type.String(),
+    project_id: Type.Optional(NullableString()),
+    metric: Metric,
+    operator: ComparisonOperator,
+    threshold_value: Type.Integer(),
+    window_duration: WindowDuration,
+    since: DateTime({ description: 'When the rule started firing.' }),
+    last_evaluated_at: Type.Optional(NullableDateTime()),
+    current_value: Type.Optional(NullableInteger()),
+  },
+  { description: 'A rule that is firing now.' },
+);
+export const ActiveAlertList = Type.Object({ data: Type.Array(ActiveAlert) });
+export const ActiveAlertQuery = Type.Object({
+  project_id: Type.Optional(Type.String()),
+  metric: Type.Optional(Metric),
+});
+
+const EndpointName = Type.String({ minLength: 1, maxLength: 255, description: 'Human-readable name of the endpoint.' });
+const EndpointUrl = Type.String({ format: 'uri', pattern: '^https://', description: 'Where webhooks are sent; HTTPS only.' });
+const EventTypes = Type.Array(WebhookEventType, { minItems: 1, description: 'Event types the endpoint receives.' });
+const Timeout = Type.Integer({ minimum: 1000, maximum: 30000, description: 'Deadline of one delivery attempt, in ms.' });
+
+export const WebhookEndpoint = Type.Object(
+  {
+    id: Type.String({ pattern: ENDPOINT_ID_PATTERN, description: 'Webhook endpoint ID.' }),
+    name: EndpointName,
+    url: Type.String({ format: 'uri' }),
+    enabled: Type.Boolean({ default: true }),
+    event_types: Type.Array(WebhookEventType),
+    headers: Type.Optional(StringMap({ default: {}, description: 'Extra headers sent with every webhook.' })),
+    timeout_ms: Type.Integer({ minimum: 1000, maximum: 30000, default: 5000 }),
+    created_at: DateTime(),
+    updated_at: DateTime(),
+  },
+  { description: 'A registered webhook receiver. The signing secret is never part of it.' },
+);
+
+export const WebhookEndpointCreated = Type.Intersect([
+  WebhookEndpoint,
+  Type.Object({
+    signing_secret: Type.String({ description: 'Shown in this response only; keep it to verify signatures.' }),
+  }),
+]);
+
+export const CreateWebhookEndpointBody = Type.Object(
+  {
+    name: EndpointName,
+    url: EndpointUrl,
+    event_types: EventTypes,
+    headers: Type.Optional(StringMap()),
+    timeout_ms: Type.Optional({ ...Timeout, default: 5000 } as typeof Timeout),
+    enabled: Type.Optional(Type.Boolean({ default: true })),
+  },
+  { additionalProperties: false },
+);
+
+export const UpdateWebhookEndpointBody = Type.Object(
+  {
+    name: Type.Optional(EndpointName),
+    url: Type.Optional(EndpointUrl),
+    event_types: Type.Optional(EventTypes),
+    headers: Type.Optional(StringMap({ description: 'Replaces the whole map.' })),
+    timeout_ms: Type.Optional(Timeout),
+    enabled: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false, description: 'Only the fields given change.' },
+);
+
+export const WebhookEndpointList = Type.Object({ data: Type.Array(WebhookEndpoint) });
+export const WebhookEndpointQuery = Type.Object({
+  enabled: Type.Optional(Type.Boolean()),
+  event_type: Type.Optional(WebhookEventType),
+});
+export const EndpointIdParams = Type.Object({
+  endpoint_id: Type.String({ pattern: ENDPOINT_ID_PATTERN, description: 'Webhook endpoint ID, such as whe_9ZtRcXw3nByK5pVqMaEfJs.' }),
+});
+export const RotatedSecret = Type.Object({
+  signing_secret: Type.String({ description: 'The new secret; the previous one no longer signs anything.' }),
+});
+
+/** Error responses by status, for route schemas. */
+export function errorResponses<const S extends readonly number[]>(...statuses: S): Record<S[number], TSchema> {
+  const descriptions: Record<number, string> = {
+    400: 'The body or query string failed validation.',
+    401: 'The API key is missing, unknown or revoked.',
+    404: 'No such resource in this account.',
+    409: 'The account already has the maximum number of these resources.',
+    413: 'The body is larger than the limit.',
+    415: 'The body is not JSON.',
+    422: 'A path ID is malformed.',
+    500: 'Unexpected server error.',
+  };
+  return Object.fromEntries(
+    statuses.map((status) => [status, { ...ErrorBody, description: descriptions[status] ?? 'Error.' }]),
+  ) as unknown as Record<S[number], TSchema>;
+}

@@ -1,0 +1,61 @@
+import type { FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { createAlertRulesService } from './domain/alert-rules-service.js';
+import { createApiKeysService, type ApiKeysService } from './domain/api-keys-service.js';
+import { systemClock, type Clock } from './domain/clock.js';
+import { createWebhookEndpointsService } from './domain/webhook-endpoints-service.js';
+import { buildHttpApp } from './http/app.js';
+import { openStore, type Store } from './store/store.js';
+
+export interface Service {
+  readonly app: FastifyInstance;
+  readonly store: Store;
+  readonly apiKeys: ApiKeysService;
+  /** Stops accepting requests, finishes in-flight ones, then closes the database. */
+  close(): Promise<void>;
+}
+
+export interface ServiceDeps {
+  config: Config;
+  logger: Logger;
+  clock?: Clock;
+}
+
+/** Wires store, domain and HTTP together; does not listen. */
+export async function createService({ config, logger, clock = systemClock }: ServiceDeps): Promise<Service> {
+  const store = await openStore({ location: config.database, secretKey: config.secretKey });
+  try {
+    const apiKeys = createApiKeysService({ accounts: store.accounts, apiKeys: store.apiKeys, clock });
+    if (config.bootstrapApiKey) {
+      const outcome = await apiKeys.ensure('default', config.bootstrapApiKey);
+      if (outcome === 'revoked') logger.warn('ALERTS_BOOTSTRAP_API_KEY was revoked earlier and stays revoked');
+      else logger.info({ outcome }, 'bootstrap API key ensured for account "default"');
+    }
+    const app = await buildHttpApp({
+      logger,
+      apiKeys,
+      rules: createAlertRulesService({ rules: store.alertRules, clock }),
+      endpoints: createWebhookEndpointsService({ endpoints: store.webhookEndpoints, clock }),
+      checkHealth: async () => {
+        await sql`select 1`.execute(store.db);
+      },
+    });
+    return {
+      app,
+      store,
+      apiKeys,
+      async close() {
+        try {
+          await app.close();
+        } finally {
+          await store.close();
+        }
+      },
+    };
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+}

@@ -1,0 +1,78 @@
+import type { Kysely } from 'kysely';
+import type { Account, ApiKeyRecord } from '../domain/api-keys.js';
+import { newId, ID_PREFIX } from '../domain/ids.js';
+import type { Database } from './schema.js';
+
+export interface AccountsRepository {
+  /** The account of that name, created if it does not exist yet. */
+  ensure(name: string, nowIso: string): Promise<Account>;
+}
+
+export interface ApiKeysRepository {
+  insert(accountId: string, keyHash: string, prefix: string, nowIso: string): Promise<ApiKeyRecord>;
+  /** The account a live (not revoked) key belongs to. */
+  accountForKeyHash(keyHash: string): Promise<string | undefined>;
+  findByHash(keyHash: string): Promise<ApiKeyRecord | undefined>;
+  list(): Promise<ApiKeyRecord[]>;
+  /** Marks a key revoked; false when no live key has that id. */
+  revoke(id: string, nowIso: string): Promise<boolean>;
+}
+
+export function createAccountsRepository(db: Kysely<Database>): AccountsRepository {
+  return {
+    async ensure(name, nowIso) {
+      await db
+        .insertInto('accounts')
+        .values({ id: newId(ID_PREFIX.account), name, created_at: nowIso })
+        .onConflict((oc) => oc.column('name').doNothing())
+        .execute();
+      return db.selectFrom('accounts').select(['id', 'name']).where('name', '=', name).executeTakeFirstOrThrow();
+    },
+  };
+}
+
+export function createApiKeysRepository(db: Kysely<Database>): ApiKeysRepository {
+  const selectKeys = () =>
+    db
+      .selectFrom('api_keys')
+      .innerJoin('accounts', 'accounts.id', 'api_keys.account_id')
+      .select([
+        'api_keys.id',
+        'api_keys.account_id',
+        'accounts.name as account_name',
+        'api_keys.prefix',
+        'api_keys.created_at',
+        'api_keys.revoked_at',
+      ]);
+
+  return {
+    async insert(accountId, keyHash, prefix, nowIso) {
+      const id = newId(ID_PREFIX.apiKey);
+      await db
+        .insertInto('api_keys')
+        .values({ id, account_id: accountId, key_hash: keyHash, prefix, created_at: nowIso, revoked_at: null })
+        .execute();
+      return selectKeys().where('api_keys.id', '=', id).executeTakeFirstOrThrow();
+    },
+    async accountForKeyHash(keyHash) {
+      const row = await db
+        .selectFrom('api_keys')
+        .select('account_id')
+        .where('key_hash', '=', keyHash)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      return row?.account_id;
+    },
+    findByHash: (keyHash) => selectKeys().where('api_keys.key_hash', '=', keyHash).executeTakeFirst(),
+    list: () => selectKeys().orderBy('api_keys.created_at').orderBy('api_keys.id').execute(),
+    async revoke(id, nowIso) {
+      const result = await db
+        .updateTable('api_keys')
+        .set({ revoked_at: nowIso })
+        .where('id', '=', id)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    },
+  };
+}

@@ -1,0 +1,134 @@
+import type { Kysely, Selectable, Transaction } from 'kysely';
+import type {
+  AlertRule,
+  AlertRuleFilter,
+  AlertRulePatch,
+  AlertRuleSettings,
+  AlertState,
+  Metric,
+  Operator,
+  WindowDuration,
+} from '../domain/alert-rules.js';
+import type { AlertRulesTable, Database } from './schema.js';
+
+export interface NewAlertRuleRow extends AlertRuleSettings {
+  id: string;
+  current_state: AlertState;
+  since: string | null;
+  created_at: string;
+}
+
+export interface AlertRulesRepository {
+  /** Inserts the rule unless the account already has `limit` rules; atomic under concurrency. */
+  insertWithinLimit(accountId: string, rule: NewAlertRuleRow, limit: number): Promise<AlertRule | 'limit_exceeded'>;
+  list(accountId: string, filter: AlertRuleFilter): Promise<AlertRule[]>;
+  get(accountId: string, id: string): Promise<AlertRule | undefined>;
+  update(accountId: string, id: string, patch: AlertRulePatch, nowIso: string): Promise<AlertRule | undefined>;
+  delete(accountId: string, id: string): Promise<boolean>;
+}
+
+type Row = Selectable<AlertRulesTable>;
+
+export function toAlertRule(row: Row): AlertRule {
+  return {
+    id: row.id,
+    account_id: row.account_id,
+    name: row.name,
+    project_id: row.project_id,
+    metric: row.metric as Metric,
+    operator: row.operator as Operator,
+    threshold_value: Number(row.threshold_value),
+    window_duration: row.window_duration as WindowDuration,
+    enabled: row.enabled === 1,
+    current_state: row.current_state as AlertState,
+    since: row.since,
+    last_evaluated_at: row.last_evaluated_at,
+    current_value: row.current_value === null ? null : Number(row.current_value),
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+  };
+}
+
+/**
+ * Takes the account row's write lock for the rest of the transaction, so that a count
+ * followed by an insert cannot interleave with another request of the same account.
+ */
+export async function lockAccount(trx: Transaction<Database>, accountId: string): Promise<void> {
+  await trx.updateTable('accounts').set((eb) => ({ name: eb.ref('name') })).where('id', '=', accountId).execute();
+}
+
+export function createAlertRulesRepository(db: Kysely<Database>): AlertRulesRepository {
+  const byAccount = (accountId: string) => db.selectFrom('alert_rules').selectAll().where('account_id', '=', accountId);
+
+  return {
+    insertWithinLimit(accountId, rule, limit) {
+      return db.transaction().execute(async (trx) => {
+        await lockAccount(trx, accountId);
+        const { count } = await trx
+          .selectFrom('alert_rules')
+          .select((eb) => eb.fn.countAll<number>().as('count'))
+          .where('account_id', '=', accountId)
+          .executeTakeFirstOrThrow();
+        if (Number(count) >= limit) return 'limit_exceeded' as const;
+        const row = await trx
+          .insertInto('alert_rules')
+          .values({
+            id: rule.id,
+            account_id: accountId,
+            name: rule.name,
+            project_id: rule.project_id,
+            metric: rule.metric,
+            operator: rule.operator,
+            threshold_value: rule.threshold_value,
+            window_duration: rule.window_duration,
+            enabled: rule.enabled ? 1 : 0,
+            current_state: rule.current_state,
+            since: rule.since,
+            last_evaluated_at: null,
+            current_value: null,
+            created_at: rule.created_at,
+            updated_at: rule.created_at,
+          })
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        return toAlertRule(row);
+      });
+    },
+
+    async list(accountId, filter) {
+      let query = byAccount(accountId);
+      if (filter.enabled !== undefined) query = query.where('enabled', '=', filter.enabled ? 1 : 0);
+      if (filter.metric !== undefined) query = query.where('metric', '=', filter.metric);
+      if (filter.project_id !== undefined) query = query.where('project_id', '=', filter.project_id);
+      if (filter.state !== undefined) query = query.where('current_state', '=', filter.state);
+      const rows = await query.orderBy('seq').execute();
+      return rows.map(toAlertRule);
+    },
+
+    async get(accountId, id) {
+      const row = await byAccount(accountId).where('id', '=', id).executeTakeFirst();
+      return row && toAlertRule(row);
+    },
+
+    async update(accountId, id, patch, nowIso) {
+      const { enabled, ...rest } = patch;
+      const row = await db
+        .updateTable('alert_rules')
+        .set({ ...rest, ...(enabled === undefined ? {} : { enabled: enabled ? 1 : 0 }), updated_at: nowIso })
+        .where('account_id', '=', accountId)
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirst();
+      return row && toAlertRule(row);
+    },
+
+    async delete(accountId, id) {
+      const result = await db
+        .deleteFrom('alert_rules')
+        .where('account_id', '=', accountId)
+        .where('id', '=', id)
+        .executeTakeFirst();
+      return result.numDeletedRows > 0n;
+    },
+  };
+}

@@ -1,0 +1,62 @@
+import type { Generated } from 'kysely';
+
+/**
+ * Table shapes as the database holds them. Types are kept portable between SQLite and
+ * PostgreSQL: timestamps are ISO-8601 UTC text, booleans are 0/1 integers, small
+ * collections are JSON text.
+ */
+export interface AccountsTable {
+  id: string;
+  name: string;
+  created_at: string;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  account_id: string;
+  key_hash: string;
+  prefix: string;
+  created_at: string;
+  revoked_at: string | null;
+}
+
+export interface AlertRulesTable {
+  id: string;
+  account_id: string;
+  name: string;
+  project_id: string | null;
+  metric: string;
+  operator: string;
+  threshold_value: number;
+  window_duration: string;
+  enabled: number;
+  current_state: string;
+  since: string | null;
+  last_evaluated_at: string | null;
+  current_value: number | null;
+  created_at: string;
+  updated_at: string;
+  seq: Generated<number>;
+}
+
+export interface WebhookEndpointsTable {
+  id: string;
+  account_id: string;
+  name: string;
+  url: string;
+  enabled: number;
+  event_types: string;
+  headers: string;
+  timeout_ms: number;
+  signing_secret: string;
+  created_at: string;
+  updated_at: string;
+  seq: Generated<number>;
+}
+
+export interface Database {
+  accounts: AccountsTable;
+  api_keys: ApiKeysTable;
+  alert_rules: AlertRulesTable;
+  webhook_endpoints: WebhookEndpointsTable;
+}

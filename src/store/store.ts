@@ -1,0 +1,72 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, Migrator, SqliteDialect } from 'kysely';
+import type { DatabaseLocation } from '../config.js';
+import { createAccountsRepository, createApiKeysRepository, type AccountsRepository, type ApiKeysRepository } from './accounts-repository.js';
+import { createAlertRulesRepository, type AlertRulesRepository } from './alert-rules-repository.js';
+import { sqliteDialect } from './dialect.js';
+import { migrationProvider } from './migrations/index.js';
+import type { Database } from './schema.js';
+import { createSecretCipher } from './secret-cipher.js';
+import { createWebhookEndpointsRepository, type WebhookEndpointsRepository } from './webhook-endpoints-repository.js';
+
+export interface Store {
+  readonly db: Kysely<Database>;
+  readonly accounts: AccountsRepository;
+  readonly apiKeys: ApiKeysRepository;
+  readonly alertRules: AlertRulesRepository;
+  readonly webhookEndpoints: WebhookEndpointsRepository;
+  close(): Promise<void>;
+}
+
+export interface OpenStoreOptions {
+  location: DatabaseLocation;
+  secretKey?: string | undefined;
+}
+
+export class MigrationError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'MigrationError';
+  }
+}
+
+function openSqlite(path: string): BetterSqlite3.Database {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const sqlite = new BetterSqlite3(path);
+  // WAL lets the CLI read while the server writes; FULL makes every commit durable
+  // across power loss as well as process crashes.
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = FULL');
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma('busy_timeout = 5000');
+  return sqlite;
+}
+
+/** Opens the database, applies pending migrations and returns the repositories. */
+export async function openStore(options: OpenStoreOptions): Promise<Store> {
+  const db = new Kysely<Database>({
+    dialect: new SqliteDialect({ database: openSqlite(options.location.path) }),
+  });
+
+  const { error, results } = await new Migrator({ db, provider: migrationProvider(sqliteDialect) }).migrateToLatest();
+  if (error) {
+    await db.destroy();
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+    throw new MigrationError(`database migration ${failed} failed`, { cause: error });
+  }
+
+  const cipher = createSecretCipher(options.secretKey);
+  const webhookEndpoints = createWebhookEndpointsRepository(db, cipher);
+  await webhookEndpoints.sealPlainSecrets();
+
+  return {
+    db,
+    accounts: createAccountsRepository(db),
+    apiKeys: createApiKeysRepository(db),
+    alertRules: createAlertRulesRepository(db),
+    webhookEndpoints,
+    close: () => db.destroy(),
+  };
+}

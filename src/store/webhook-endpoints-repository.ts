@@ -1,0 +1,159 @@
+import type { Kysely, Selectable } from 'kysely';
+import type {
+  WebhookEndpoint,
+  WebhookEndpointFilter,
+  WebhookEndpointPatch,
+  WebhookEndpointSettings,
+  WebhookEventType,
+} from '../domain/webhook-endpoints.js';
+import { lockAccount } from './alert-rules-repository.js';
+import type { Database, WebhookEndpointsTable } from './schema.js';
+import { isPlainSealed, type SecretCipher } from './secret-cipher.js';
+
+export interface WebhookEndpointsRepository {
+  /** Inserts the endpoint unless the account already has `limit`; atomic under concurrency. */
+  insertWithinLimit(
+    accountId: string,
+    endpoint: WebhookEndpointSettings & { id: string; created_at: string },
+    signingSecret: string,
+    limit: number,
+  ): Promise<WebhookEndpoint | 'limit_exceeded'>;
+  list(accountId: string, filter: WebhookEndpointFilter): Promise<WebhookEndpoint[]>;
+  get(accountId: string, id: string): Promise<WebhookEndpoint | undefined>;
+  update(accountId: string, id: string, patch: WebhookEndpointPatch, nowIso: string): Promise<WebhookEndpoint | undefined>;
+  delete(accountId: string, id: string): Promise<boolean>;
+  /** Replaces the signing secret; false when the endpoint does not exist. */
+  replaceSecret(accountId: string, id: string, signingSecret: string, nowIso: string): Promise<boolean>;
+  /** The current signing secret, for signing deliveries. */
+  signingSecret(id: string): Promise<string | undefined>;
+  /** Encrypts secrets stored before a key was configured; returns how many were sealed. */
+  sealPlainSecrets(): Promise<number>;
+}
+
+type Row = Selectable<WebhookEndpointsTable>;
+
+function toEndpoint(row: Row): WebhookEndpoint {
+  return {
+    id: row.id,
+    account_id: row.account_id,
+    name: row.name,
+    url: row.url,
+    enabled: row.enabled === 1,
+    event_types: JSON.parse(row.event_types) as WebhookEventType[],
+    headers: JSON.parse(row.headers) as Record<string, string>,
+    timeout_ms: row.timeout_ms,
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+  };
+}
+
+export function createWebhookEndpointsRepository(db: Kysely<Database>, cipher: SecretCipher): WebhookEndpointsRepository {
+  const byAccount = (accountId: string) =>
+    db.selectFrom('webhook_endpoints').selectAll().where('account_id', '=', accountId);
+
+  return {
+    insertWithinLimit(accountId, endpoint, signingSecret, limit) {
+      return db.transaction().execute(async (trx) => {
+        await lockAccount(trx, accountId);
+        const { count } = await trx
+          .selectFrom('webhook_endpoints')
+          .select((eb) => eb.fn.countAll<number>().as('count'))
+          .where('account_id', '=', accountId)
+          .executeTakeFirstOrThrow();
+        if (Number(count) >= limit) return 'limit_exceeded' as const;
+        const row = await trx
+          .insertInto('webhook_endpoints')
+          .values({
+            id: endpoint.id,
+            account_id: accountId,
+            name: endpoint.name,
+            url: endpoint.url,
+            enabled: endpoint.enabled ? 1 : 0,
+            event_types: JSON.stringify(endpoint.event_types),
+            headers: JSON.stringify(endpoint.headers),
+            timeout_ms: endpoint.timeout_ms,
+            signing_secret: cipher.seal(signingSecret, endpoint.id),
+            created_at: endpoint.created_at,
+            updated_at: endpoint.created_at,
+          })
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        return toEndpoint(row);
+      });
+    },
+
+    async list(accountId, filter) {
+      let query = byAccount(accountId);
+      if (filter.enabled !== undefined) query = query.where('enabled', '=', filter.enabled ? 1 : 0);
+      const rows = await query.orderBy('seq').execute();
+      // At most ten rows per account: filtering the JSON list here keeps the SQL portable.
+      const endpoints = rows.map(toEndpoint);
+      const eventType = filter.event_type;
+      return eventType === undefined ? endpoints : endpoints.filter((e) => e.event_types.includes(eventType));
+    },
+
+    async get(accountId, id) {
+      const row = await byAccount(accountId).where('id', '=', id).executeTakeFirst();
+      return row && toEndpoint(row);
+    },
+
+    async update(accountId, id, patch, nowIso) {
+      const { enabled, event_types, headers, ...rest } = patch;
+      const row = await db
+        .updateTable('webhook_endpoints')
+        .set({
+          ...rest,
+          ...(enabled === undefined ? {} : { enabled: enabled ? 1 : 0 }),
+          ...(event_types === undefined ? {} : { event_types: JSON.stringify(event_types) }),
+          ...(headers === undefined ? {} : { headers: JSON.stringify(headers) }),
+          updated_at: nowIso,
+        })
+        .where('account_id', '=', accountId)
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirst();
+      return row && toEndpoint(row);
+    },
+
+    async delete(accountId, id) {
+      const result = await db
+        .deleteFrom('webhook_endpoints')
+        .where('account_id', '=', accountId)
+        .where('id', '=', id)
+        .executeTakeFirst();
+      return result.numDeletedRows > 0n;
+    },
+
+    async replaceSecret(accountId, id, signingSecret, nowIso) {
+      const result = await db
+        .updateTable('webhook_endpoints')
+        .set({ signing_secret: cipher.seal(signingSecret, id), updated_at: nowIso })
+        .where('account_id', '=', accountId)
+        .where('id', '=', id)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    },
+
+    async signingSecret(id) {
+      const row = await db.selectFrom('webhook_endpoints').select('signing_secret').where('id', '=', id).executeTakeFirst();
+      return row && cipher.open(row.signing_secret, id);
+    },
+
+    async sealPlainSecrets() {
+      if (!cipher.encrypting) return 0;
+      const rows = await db.selectFrom('webhook_endpoints').select(['id', 'signing_secret']).execute();
+      let sealed = 0;
+      for (const row of rows) {
+        if (!isPlainSealed(row.signing_secret)) continue;
+        await db
+          .updateTable('webhook_endpoints')
+          .set({ signing_secret: cipher.seal(cipher.open(row.signing_secret, row.id), row.id) })
+          .where('id', '=', row.id)
+          .where('signing_secret', '=', row.signing_secret)
+          .execute();
+        sealed += 1;
+      }
+      return sealed;
+    },
+  };
+}
