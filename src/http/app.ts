@@ -49,7 +49,6 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    requestIdLogLabel: 'request_id',
     return503OnClosing: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
 

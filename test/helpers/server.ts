@@ -1,0 +1,143 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sql } from 'kysely';
+import { expect } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import type { Clock } from '../../src/domain/clock.js';
+import { createLogger } from '../../src/logger.js';
+import { createService, type Service } from '../../src/service.js';
+import { validatePublishedResponse } from './published-spec.js';
+
+export interface ApiResponse<T = any> {
+  status: number;
+  body: T;
+  text: string;
+  headers: Headers;
+}
+
+export interface RequestOptions {
+  key?: string | null;
+  body?: unknown;
+  /** Sent as is, instead of JSON-encoding `body`. */
+  rawBody?: string | Buffer;
+  contentType?: string | null;
+  headers?: Record<string, string>;
+}
+
+export interface TestServer {
+  baseUrl: string;
+  dbPath: string;
+  dir: string;
+  service: Service;
+  /** An API key of account "acme", created for the test. */
+  key: string;
+  newKey(account: string): Promise<string>;
+  request<T = any>(method: string, path: string, options?: RequestOptions): Promise<ApiResponse<T>>;
+  close(): Promise<void>;
+}
+
+/** A mutable clock for tests. */
+export function testClock(start = Date.parse('2026-03-15T10:30:00.000Z')): Clock & { set(ms: number): void; advance(ms: number): void } {
+  let now = start;
+  return {
+    now: () => now,
+    set: (ms) => {
+      now = ms;
+    },
+    advance: (ms) => {
+      now += ms;
+    },
+  };
+}
+
+/**
+ * Starts the real service on a loopback port with a fresh SQLite file in a temporary
+ * directory. Every response that belongs to a published operation is checked against the
+ * published OpenAPI document; a mismatch fails the test.
+ */
+export async function startTestServer(options: { env?: Record<string, string>; clock?: Clock; validate?: boolean } = {}): Promise<TestServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'alerts-test-'));
+  const dbPath = join(dir, 'alerts.db');
+  const config = loadConfig({ DATABASE_URL: dbPath, LOG_LEVEL: 'silent', HOST: '127.0.0.1', PORT: '0', ...options.env });
+  const service = await createService({ config, logger: createLogger('silent'), clock: options.clock });
+  await service.app.listen({ host: '127.0.0.1', port: 0 });
+  const address = service.app.server.address();
+  if (!address || typeof address === 'string') throw new Error('no address');
+  const baseUrl = `http://127.0.0.1:${address.port}`;
+  const newKey = async (account: string) => (await service.apiKeys.create(account)).key;
+  const key = await newKey('acme');
+  const validate = options.validate ?? true;
+
+  async function request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<ApiResponse<T>> {
+    const headers: Record<string, string> = { ...opts.headers };
+    const apiKey = opts.key === undefined ? key : opts.key;
+    if (apiKey !== null) headers['x-api-key'] = apiKey;
+    let body: string | Buffer | undefined;
+    if (opts.rawBody !== undefined) body = opts.rawBody;
+    else if (opts.body !== undefined) body = JSON.stringify(opts.body);
+    const contentType = opts.contentType === undefined ? (body !== undefined ? 'application/json' : null) : opts.contentType;
+    if (contentType !== null) headers['content-type'] = contentType;
+    const response = await fetch(baseUrl + path, { method, headers, body });
+    const text = await response.text();
+    let parsed: unknown;
+    if (text !== '') {
+      expect(response.headers.get('content-type') ?? '').toMatch(/^application\/json/);
+      parsed = JSON.parse(text);
+    }
+    if (validate) {
+      const problems = validatePublishedResponse(method, path, response.status, parsed);
+      expect(problems, `${method} ${path} -> ${response.status} ${text}`).toEqual([]);
+    }
+    expect(response.status, `${method} ${path} must never answer 5xx: ${text}`).toBeLessThan(500);
+    return { status: response.status, body: parsed as T, text, headers: response.headers };
+  }
+
+  return {
+    baseUrl,
+    dbPath,
+    dir,
+    service,
+    key,
+    newKey,
+    request,
+    async close() {
+      await service.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A valid create-rule body; override any field. */
+export function ruleBody(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    name: 'High turn latency (p95)',
+    project_id: 'proj_abc123',
+    metric: 'turn_latency_p95',
+    operator: '>=',
+    threshold_value: 1500,
+    window_duration: '5m',
+    ...overrides,
+  };
+}
+
+/** A valid create-endpoint body; override any field. */
+export function endpointBody(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    name: 'Production alerts',
+    url: 'https://hooks.example.com/polyai',
+    event_types: ['alerts.triggered', 'alerts.resolved'],
+    ...overrides,
+  };
+}
+
+/** Every row of every table, to prove that a rejected request changed nothing. */
+export async function snapshotDatabase(service: Service): Promise<Record<string, unknown[]>> {
+  const db = service.store.db;
+  const tables = await sql<{ name: string }>`select name from sqlite_master where type = 'table' order by name`.execute(db);
+  const snapshot: Record<string, unknown[]> = {};
+  for (const { name } of tables.rows) {
+    snapshot[name] = (await sql`select * from ${sql.table(name)}`.execute(db)).rows;
+  }
+  return snapshot;
+}
