@@ -13,6 +13,7 @@ export interface Config {
   readonly bootstrapApiKey: string | undefined;
   readonly secretKey: string | undefined;
   readonly shutdownTimeoutMs: number;
+  readonly authCacheTtlMs: number;
 }
 
 export class ConfigError extends Error {
@@ -30,6 +31,7 @@ interface RawEnv {
   ALERTS_BOOTSTRAP_API_KEY?: string;
   ALERTS_SECRET_KEY?: string;
   ALERTS_SHUTDOWN_TIMEOUT_MS: number;
+  ALERTS_AUTH_CACHE_TTL_MS: number;
 }
 
 const ENV_SCHEMA = {
@@ -42,6 +44,7 @@ const ENV_SCHEMA = {
     ALERTS_BOOTSTRAP_API_KEY: { type: 'string', minLength: 32, maxLength: 256, pattern: '^[\\x21-\\x7e]+$' },
     ALERTS_SECRET_KEY: { type: 'string', minLength: 32 },
     ALERTS_SHUTDOWN_TIMEOUT_MS: { type: 'integer', minimum: 0, default: 10_000 },
+    ALERTS_AUTH_CACHE_TTL_MS: { type: 'integer', minimum: 0, maximum: 300_000, default: 5_000 },
   },
 } as const;
 
@@ -81,5 +84,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     bootstrapApiKey: raw.ALERTS_BOOTSTRAP_API_KEY,
     secretKey: raw.ALERTS_SECRET_KEY,
     shutdownTimeoutMs: raw.ALERTS_SHUTDOWN_TIMEOUT_MS,
+    authCacheTtlMs: raw.ALERTS_AUTH_CACHE_TTL_MS,
   });
 }

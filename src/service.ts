@@ -27,7 +27,7 @@ export interface ServiceDeps {
 export async function createService({ config, logger, clock = systemClock }: ServiceDeps): Promise<Service> {
   const store = await openStore({ location: config.database, secretKey: config.secretKey });
   try {
-    const apiKeys = createApiKeysService({ accounts: store.accounts, apiKeys: store.apiKeys, clock });
+    const apiKeys = createApiKeysService({ accounts: store.accounts, apiKeys: store.apiKeys, clock, authCacheTtlMs: config.authCacheTtlMs });
     if (config.bootstrapApiKey) {
       const outcome = await apiKeys.ensure('default', config.bootstrapApiKey);
       if (outcome === 'revoked') logger.warn('ALERTS_BOOTSTRAP_API_KEY was revoked earlier and stays revoked');

@@ -12,6 +12,15 @@ function fail(error: unknown): never {
   process.exit(error instanceof ConfigError ? 78 : 1);
 }
 
+/** The configuration, or a clean exit with the reason (no stack trace) when it is invalid. */
+function config() {
+  try {
+    return loadConfig();
+  } catch (error) {
+    fail(error);
+  }
+}
+
 const program = new Command()
   .name('alerts')
   .description('Self-hosted alerting service, wire-compatible with the PolyAI Alerts API. Settings come from the environment (see README).')
@@ -20,7 +29,7 @@ const program = new Command()
 program
   .command('serve')
   .description('run the HTTP service (PORT, DATABASE_URL, ...)')
-  .action(() => serve(loadConfig()).catch(fail));
+  .action(() => serve(config()).catch(fail));
 
 const keys = program.command('keys').description('manage API keys (stored only as hashes)');
 keys
@@ -30,18 +39,18 @@ keys
   .action((options: { account: string }) => {
     const account = options.account.trim();
     if (account === '' || account.length > 100) fail(new Error('--account must be 1 to 100 characters'));
-    return createKey(loadConfig(), account, out).catch(fail);
+    return createKey(config(), account, out).catch(fail);
   });
 keys
   .command('list')
   .description('list API keys (never the keys themselves)')
-  .action(() => listKeys(loadConfig(), out).catch(fail));
+  .action(() => listKeys(config(), out).catch(fail));
 keys
   .command('revoke')
   .description('revoke an API key; requests with it get 401 from then on')
   .argument('<key-id>', 'the key id, as shown by keys list (key_...)')
   .action(async (id: string) => {
-    const revoked = await revokeKey(loadConfig(), id, out).catch(fail);
+    const revoked = await revokeKey(config(), id, out).catch(fail);
     if (!revoked) fail(new Error(`no active API key with id ${id}`));
   });
 

@@ -13,8 +13,22 @@ export interface ApiKeysService {
   authenticate(key: string): Promise<string | undefined>;
 }
 
-export function createApiKeysService(deps: { accounts: AccountsRepository; apiKeys: ApiKeysRepository; clock: Clock }): ApiKeysService {
-  const { accounts, apiKeys, clock } = deps;
+const AUTH_CACHE_MAX_ENTRIES = 10_000;
+
+export interface ApiKeysServiceDeps {
+  accounts: AccountsRepository;
+  apiKeys: ApiKeysRepository;
+  clock: Clock;
+  /** How long a successful key lookup is trusted without asking the database; 0 disables. */
+  authCacheTtlMs?: number;
+}
+
+export function createApiKeysService(deps: ApiKeysServiceDeps): ApiKeysService {
+  const { accounts, apiKeys, clock, authCacheTtlMs = 0 } = deps;
+  // Every request authenticates, so live keys are remembered briefly (by hash, never the
+  // key). Revocation in this process clears the cache at once; a revocation by another
+  // process (the CLI) takes effect within authCacheTtlMs. Unknown keys are never cached.
+  const liveKeys = new Map<string, { accountId: string; expiresAt: number }>();
 
   return {
     async create(accountName) {
@@ -35,11 +49,26 @@ export function createApiKeysService(deps: { accounts: AccountsRepository; apiKe
     },
 
     list: () => apiKeys.list(),
-    revoke: (id) => apiKeys.revoke(id, toIso(clock.now())),
+
+    async revoke(id) {
+      const revoked = await apiKeys.revoke(id, toIso(clock.now()));
+      liveKeys.clear();
+      return revoked;
+    },
 
     async authenticate(key) {
       if (!isPlausibleApiKey(key)) return undefined;
-      return apiKeys.accountForKeyHash(hashApiKey(key));
+      const hash = hashApiKey(key);
+      const now = clock.now();
+      const cached = liveKeys.get(hash);
+      if (cached && cached.expiresAt > now) return cached.accountId;
+      const accountId = await apiKeys.accountForKeyHash(hash);
+      liveKeys.delete(hash);
+      if (accountId !== undefined && authCacheTtlMs > 0) {
+        if (liveKeys.size >= AUTH_CACHE_MAX_ENTRIES) liveKeys.delete(liveKeys.keys().next().value!);
+        liveKeys.set(hash, { accountId, expiresAt: now + authCacheTtlMs });
+      }
+      return accountId;
     },
   };
 }

@@ -74,6 +74,16 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
     if (!request.url.startsWith('/docs')) reply.headers(SECURITY_HEADERS);
   });
 
+  // Once shutdown starts, a response to a request that was already in flight ends its
+  // connection: otherwise a keep-alive connection stays open and the server never closes.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
+
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',

@@ -200,6 +200,9 @@ export function errorResponses<const S extends readonly number[]>(...statuses: S
     415: 'The body is not JSON.',
     422: 'A path ID is malformed.',
     500: 'Unexpected server error.',
+    // Listed for compatibility with the published contract, whose evaluator is a separate
+    // backend; ours is built in, so this status is not expected in practice.
+    502: 'The monitoring backend could not be updated.',
   };
   return Object.fromEntries(
     statuses.map((status) => [status, { ...ErrorBody, description: descriptions[status] ?? 'Error.' }]),

@@ -25,6 +25,15 @@ export interface AlertRulesRepository {
   get(accountId: string, id: string): Promise<AlertRule | undefined>;
   update(accountId: string, id: string, patch: AlertRulePatch, nowIso: string): Promise<AlertRule | undefined>;
   delete(accountId: string, id: string): Promise<boolean>;
+  /** Records the outcome of evaluating a rule; false when the rule no longer exists. */
+  saveEvaluation(accountId: string, id: string, evaluation: RuleEvaluation): Promise<boolean>;
+}
+
+export interface RuleEvaluation {
+  current_state: AlertState;
+  since: string | null;
+  last_evaluated_at: string;
+  current_value: number | null;
 }
 
 type Row = Selectable<AlertRulesTable>;
@@ -129,6 +138,16 @@ export function createAlertRulesRepository(db: Kysely<Database>): AlertRulesRepo
         .where('id', '=', id)
         .executeTakeFirst();
       return result.numDeletedRows > 0n;
+    },
+
+    async saveEvaluation(accountId, id, evaluation) {
+      const result = await db
+        .updateTable('alert_rules')
+        .set(evaluation)
+        .where('account_id', '=', accountId)
+        .where('id', '=', id)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
     },
   };
 }

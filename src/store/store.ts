@@ -1,10 +1,11 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect } from 'kysely';
+import { Kysely, Migrator, SqliteDialect, type SqliteDatabase, type SqliteStatement } from 'kysely';
 import type { DatabaseLocation } from '../config.js';
 import { createAccountsRepository, createApiKeysRepository, type AccountsRepository, type ApiKeysRepository } from './accounts-repository.js';
 import { createAlertRulesRepository, type AlertRulesRepository } from './alert-rules-repository.js';
+import { createCachedAlertRulesRepository } from './cached-alert-rules-repository.js';
 import { sqliteDialect } from './dialect.js';
 import { migrationProvider } from './migrations/index.js';
 import type { Database } from './schema.js';
@@ -44,10 +45,32 @@ function openSqlite(path: string): BetterSqlite3.Database {
   return sqlite;
 }
 
+const STATEMENT_CACHE_SIZE = 256;
+
+/**
+ * Kysely prepares every query anew; preparing costs more than running our small indexed
+ * queries, so statements are kept by SQL text (the set of distinct queries is small).
+ */
+function withStatementCache(sqlite: BetterSqlite3.Database): SqliteDatabase {
+  const statements = new Map<string, BetterSqlite3.Statement>();
+  return {
+    close: () => sqlite.close(),
+    prepare(text: string) {
+      let statement = statements.get(text);
+      if (statement === undefined) {
+        statement = sqlite.prepare(text);
+        if (statements.size >= STATEMENT_CACHE_SIZE) statements.delete(statements.keys().next().value!);
+        statements.set(text, statement);
+      }
+      return statement as unknown as SqliteStatement;
+    },
+  };
+}
+
 /** Opens the database, applies pending migrations and returns the repositories. */
 export async function openStore(options: OpenStoreOptions): Promise<Store> {
   const db = new Kysely<Database>({
-    dialect: new SqliteDialect({ database: openSqlite(options.location.path) }),
+    dialect: new SqliteDialect({ database: withStatementCache(openSqlite(options.location.path)) }),
   });
 
   const { error, results } = await new Migrator({ db, provider: migrationProvider(sqliteDialect) }).migrateToLatest();
@@ -65,7 +88,7 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     db,
     accounts: createAccountsRepository(db),
     apiKeys: createApiKeysRepository(db),
-    alertRules: createAlertRulesRepository(db),
+    alertRules: createCachedAlertRulesRepository(createAlertRulesRepository(db)),
     webhookEndpoints,
     close: () => db.destroy(),
   };
