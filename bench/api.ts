@@ -55,10 +55,14 @@ interface Measured {
   failures: number;
 }
 
-async function measure(options: Options): Promise<Measured> {
+/** `reset` runs after each run: a run that stops mid-cycle leaves a created rule behind. */
+async function measure(options: Options, reset: () => Promise<void> = async () => {}): Promise<Measured> {
   await run({ ...options, duration: 2 }); // warm-up: JIT, caches, SQLite pages
+  await reset();
   const max = await run(options);
+  await reset();
   const fixed = await run({ ...options, overallRate: FIXED_RATE });
+  await reset();
   return {
     rps: max.requests.average,
     p50: max.latency.p50,
@@ -109,21 +113,27 @@ function cycle(base: string, createPath: string, headers: Record<string, string>
   };
 }
 
-const scenarios: [string, Options, Options][] = [
+async function deleteWritersRules(): Promise<void> {
+  const list = (await (await fetch(`${oursUrl}/v1/alert-rules`, { headers: writeHeaders })).json()) as { data: { id: string }[] };
+  for (const { id } of list.data) await fetch(`${oursUrl}/v1/alert-rules/${id}`, { method: 'DELETE', headers: writeHeaders });
+}
+
+const scenarios: [string, Options, Options, (() => Promise<void>)?][] = [
   ['GET /v1/alert-rules (10 rules)', { url: `${oursUrl}/v1/alert-rules`, headers: readHeaders }, { url: `${bareUrl}/list` }],
   ['GET /v1/alert-rules/{id}', { url: `${oursUrl}/v1/alert-rules/${ours.info.ruleId}`, headers: readHeaders }, { url: `${bareUrl}/get` }],
   [
     'POST + DELETE /v1/alert-rules',
     cycle(oursUrl, '/v1/alert-rules', writeHeaders),
     cycle(bareUrl, '/create', { 'x-api-key': 'unused', 'content-type': 'application/json' }),
+    deleteWritersRules,
   ],
 ];
 
 const rows: string[][] = [];
-for (const [name, oursOptions, bareOptions] of scenarios) {
+for (const [name, oursOptions, bareOptions, reset] of scenarios) {
   process.stderr.write(`measuring ${name} ...\n`);
   const b = await measure(bareOptions);
-  const o = await measure(oursOptions);
+  const o = await measure(oursOptions, reset);
   rows.push([
     name,
     o.rps.toFixed(0),

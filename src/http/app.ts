@@ -74,6 +74,14 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
     if (!request.url.startsWith('/docs')) reply.headers(SECURITY_HEADERS);
   });
 
+  // An answer sent before the whole request arrived (a 415, an unknown route, a failed
+  // auth check) leaves the rest of the body unread while the client may still be sending
+  // it. Close such a connection, as Fastify does for its own body errors: otherwise the
+  // half-read upload keeps it busy and a graceful shutdown waits for the keep-alive timeout.
+  app.addHook('onSend', async (request, reply) => {
+    void request; void reply;
+  });
+
   // Once shutdown starts, a response to a request that was already in flight ends its
   // connection: otherwise a keep-alive connection stays open and the server never closes.
   let closing = false;

@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type {
   WebhookEndpoint,
   WebhookEndpointFilter,
@@ -142,17 +142,28 @@ export function createWebhookEndpointsRepository(db: Kysely<Database>, cipher: S
     async sealPlainSecrets() {
       if (!cipher.encrypting) return 0;
       const rows = await db.selectFrom('webhook_endpoints').select(['id', 'signing_secret']).execute();
+      const plain = rows.filter((row) => isPlainSealed(row.signing_secret));
+      if (plain.length === 0) return 0;
+      // SQLite leaves the bytes of an overwritten value in the page's free space, and the
+      // old page in the WAL: zero freed space while re-sealing, then fold the WAL into the
+      // main file and truncate it, so no copy of a plaintext secret stays on disk.
+      const previous = (await sql<{ secure_delete: number }>`pragma secure_delete`.execute(db)).rows[0]?.secure_delete ?? 0;
+      await sql`pragma secure_delete = on`.execute(db);
       let sealed = 0;
-      for (const row of rows) {
-        if (!isPlainSealed(row.signing_secret)) continue;
-        await db
-          .updateTable('webhook_endpoints')
-          .set({ signing_secret: cipher.seal(cipher.open(row.signing_secret, row.id), row.id) })
-          .where('id', '=', row.id)
-          .where('signing_secret', '=', row.signing_secret)
-          .execute();
-        sealed += 1;
+      try {
+        for (const row of plain) {
+          await db
+            .updateTable('webhook_endpoints')
+            .set({ signing_secret: cipher.seal(cipher.open(row.signing_secret, row.id), row.id) })
+            .where('id', '=', row.id)
+            .where('signing_secret', '=', row.signing_secret)
+            .execute();
+          sealed += 1;
+        }
+      } finally {
+        await sql.raw(`pragma secure_delete = ${previous === 1 ? 'on' : 'off'}`).execute(db);
       }
+      await sql`pragma wal_checkpoint(TRUNCATE)`.execute(db);
       return sealed;
     },
   };

@@ -1,0 +1,307 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { killAllChildren, lastLine, runCli, startCliServer, type CliResult } from './helpers/cli-process.js';
+
+const KEY_FORMAT = /^alk_[A-Za-z0-9]{43}$/;
+/** A line of a Node.js stack trace, or a source location: never shown to an operator. */
+const STACK_FRAME = /^\s+at .+|\.(?:js|ts):\d+/m;
+
+let dir: string;
+let dbPath: string;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'alerts-cli-test-'));
+  dbPath = join(dir, 'alerts.db');
+});
+afterEach(async () => {
+  await killAllChildren();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const cli = (args: string[], env: Record<string, string> = {}) => runCli(args, { cwd: dir, env: { DATABASE_URL: dbPath, ...env } });
+const serve = (env: Record<string, string> = {}) => startCliServer({ cwd: dir, env: { DATABASE_URL: dbPath, ...env } });
+
+async function createKey(account: string, env: Record<string, string> = {}): Promise<string> {
+  const result = await cli(['keys', 'create', '--account', account], env);
+  expect(result.code, result.stderr).toBe(0);
+  return lastLine(result.stdout);
+}
+
+interface ListedKey {
+  id: string;
+  account: string;
+  prefix: string;
+  status: string;
+  line: string;
+}
+
+/** `alerts keys list`, parsed; every data line is tab-separated ID, ACCOUNT, PREFIX, CREATED, STATUS. */
+async function listKeys(env: Record<string, string> = {}): Promise<{ result: CliResult; keys: ListedKey[] }> {
+  const result = await cli(['keys', 'list'], env);
+  expect(result.code, result.stderr).toBe(0);
+  const keys = result.stdout
+    .split('\n')
+    .filter((line) => line.startsWith('key_'))
+    .map((line) => {
+      const [id = '', account = '', prefix = '', , status = ''] = line.split('\t');
+      return { id, account, prefix, status, line };
+    });
+  return { result, keys };
+}
+
+const listedFor = (keys: ListedKey[], key: string) => keys.find((k) => key.startsWith(k.prefix.replace(/…$/, '')));
+
+async function status(baseUrl: string, key: string | undefined): Promise<number> {
+  const res = await fetch(`${baseUrl}/v1/alert-rules`, { headers: key === undefined ? {} : { 'x-api-key': key } });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+function expectCleanFailure(result: CliResult, message: string | RegExp): void {
+  expect(result.code, `stdout: ${result.stdout}\nstderr: ${result.stderr}`).not.toBe(0);
+  expect(result.code).not.toBeNull();
+  if (typeof message === 'string') expect(result.stderr).toContain(message);
+  else expect(result.stderr).toMatch(message);
+  expect(result.stderr, 'an operator sees the reason, not a stack trace').not.toMatch(STACK_FRAME);
+}
+
+describe('alerts keys create', () => {
+  it('prints the new key alone on the last stdout line, and that key authenticates against a server on the same database', async () => {
+    const result = await cli(['keys', 'create', '--account', 'acme']);
+    expect(result.code, result.stderr).toBe(0);
+    const key = lastLine(result.stdout);
+    expect(key).toMatch(KEY_FORMAT);
+    expect(result.stdout.endsWith(key + '\n')).toBe(true);
+
+    const server = await serve();
+    expect(await status(server.baseUrl, key)).toBe(200);
+    expect(await status(server.baseUrl, undefined)).toBe(401);
+    expect(await status(server.baseUrl, key.slice(0, -1) + (key.endsWith('A') ? 'B' : 'A'))).toBe(401);
+  });
+
+  it('gives every key a fresh random value, even for the same account', async () => {
+    const a = await createKey('acme');
+    const b = await createKey('acme');
+    expect(a).toMatch(KEY_FORMAT);
+    expect(b).toMatch(KEY_FORMAT);
+    expect(a).not.toBe(b);
+  });
+
+  it('exits non-zero without printing a key when --account is missing or blank', async () => {
+    const missing = await cli(['keys', 'create']);
+    expect(missing.code).not.toBe(0);
+    expect(missing.code).not.toBeNull();
+    expect(missing.stderr).toContain('--account');
+    expect(missing.stdout).not.toMatch(/alk_/);
+
+    const blank = await cli(['keys', 'create', '--account', '   ']);
+    expectCleanFailure(blank, '--account');
+    expect(blank.stdout).not.toMatch(/alk_/);
+
+    expect((await listKeys()).keys).toEqual([]);
+  });
+});
+
+describe('alerts keys list', () => {
+  it('shows the id, account and prefix of every key but never a full key', async () => {
+    const acme = await createKey('acme');
+    const globex = await createKey('globex');
+    const { result, keys } = await listKeys();
+
+    expect(keys).toHaveLength(2);
+    const acmeRow = listedFor(keys, acme);
+    const globexRow = listedFor(keys, globex);
+    expect(acmeRow).toMatchObject({ account: 'acme', status: 'active' });
+    expect(globexRow).toMatchObject({ account: 'globex', status: 'active' });
+    expect(acmeRow!.id).toMatch(/^key_[A-Za-z0-9]+$/);
+    expect(globexRow!.id).toMatch(/^key_[A-Za-z0-9]+$/);
+    expect(acmeRow!.id).not.toBe(globexRow!.id);
+    expect(acmeRow!.prefix).toMatch(/^alk_/);
+
+    expect(result.stdout).not.toContain(acme);
+    expect(result.stdout).not.toContain(globex);
+    // Not even most of it: the shown prefix is short.
+    expect(result.stdout).not.toContain(acme.slice(0, 20));
+    expect(result.stderr).toBe('');
+  });
+
+  it('says there are no keys yet on an empty database, and exits 0', async () => {
+    const result = await cli(['keys', 'list']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/no api keys/i);
+  });
+});
+
+describe('alerts keys revoke', () => {
+  it('makes the key get 401 from the running server at once when the auth cache is off, while other keys keep working', async () => {
+    const revoked = await createKey('acme');
+    const kept = await createKey('acme');
+    const server = await serve({ ALERTS_AUTH_CACHE_TTL_MS: '0' });
+    expect(await status(server.baseUrl, revoked)).toBe(200);
+
+    const id = listedFor((await listKeys()).keys, revoked)!.id;
+    const result = await cli(['keys', 'revoke', id]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain(id);
+
+    expect(await status(server.baseUrl, revoked)).toBe(401);
+    expect(await status(server.baseUrl, kept)).toBe(200);
+    const listed = (await listKeys()).keys;
+    expect(listedFor(listed, revoked)!.status).toMatch(/^revoked /);
+    expect(listedFor(listed, kept)!.status).toBe('active');
+  });
+
+  it('reaches a server with the default auth cache within its 5 s TTL, and the key stays rejected', async () => {
+    const revoked = await createKey('acme');
+    const server = await serve();
+    // The key is now in the server's cache of live keys.
+    expect(await status(server.baseUrl, revoked)).toBe(200);
+
+    const id = listedFor((await listKeys()).keys, revoked)!.id;
+    expect((await cli(['keys', 'revoke', id])).code).toBe(0);
+    const revokedAt = Date.now();
+    let rejectedAfter: number | undefined;
+    while (Date.now() - revokedAt < 8_000) {
+      if ((await status(server.baseUrl, revoked)) === 401) {
+        rejectedAfter = Date.now() - revokedAt;
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(rejectedAfter, 'the revoked key is rejected within the TTL (plus scheduling slack)').toBeDefined();
+    expect(rejectedAfter!).toBeLessThanOrEqual(5_000 + 1_000);
+    for (let i = 0; i < 3; i++) expect(await status(server.baseUrl, revoked)).toBe(401);
+  });
+
+  it('exits non-zero with a message on stderr for an unknown id, and for a key already revoked', async () => {
+    const unknown = await cli(['keys', 'revoke', 'key_doesnotexist0000000000']);
+    expectCleanFailure(unknown, 'key_doesnotexist0000000000');
+    expect(unknown.stdout).toBe('');
+
+    const key = await createKey('acme');
+    const id = listedFor((await listKeys()).keys, key)!.id;
+    expect((await cli(['keys', 'revoke', id])).code).toBe(0);
+    const again = await cli(['keys', 'revoke', id]);
+    expectCleanFailure(again, id);
+  });
+});
+
+describe('DATABASE_URL', () => {
+  it('accepts sqlite:<path>, sqlite://<path> and file:<path> for the same file as a plain path', async () => {
+    const key = await createKey('acme', { DATABASE_URL: `sqlite:${dbPath}` });
+    expect(existsSync(dbPath)).toBe(true);
+    await createKey('globex', { DATABASE_URL: `sqlite://${dbPath}` });
+    await createKey('initech', { DATABASE_URL: `file:${dbPath}` });
+
+    const { keys } = await listKeys({ DATABASE_URL: dbPath });
+    expect(keys.map((k) => k.account).sort()).toEqual(['acme', 'globex', 'initech']);
+
+    const server = await serve({ DATABASE_URL: `sqlite:${dbPath}` });
+    expect(await status(server.baseUrl, key)).toBe(200);
+  });
+
+  it('resolves a relative sqlite: path from the working directory', async () => {
+    await createKey('acme', { DATABASE_URL: 'sqlite:./nested/rel.db' });
+    expect(existsSync(join(dir, 'nested', 'rel.db'))).toBe(true);
+    expect((await listKeys({ DATABASE_URL: join(dir, 'nested', 'rel.db') })).keys).toHaveLength(1);
+  });
+
+  it('refuses a postgres:// URL in serve and keys list with "PostgreSQL is not supported yet", without echoing the password', async () => {
+    const url = 'postgres://alerts:hunter2-secret@127.0.0.1:5432/alerts';
+    for (const args of [['serve'], ['keys', 'list']]) {
+      const result = await cli(args, { DATABASE_URL: url, PORT: '0', HOST: '127.0.0.1' });
+      expectCleanFailure(result, 'PostgreSQL is not supported yet');
+      expect(result.stderr).not.toContain('hunter2-secret');
+      expect(result.stdout).toBe('');
+    }
+    const postgresql = await cli(['keys', 'list'], { DATABASE_URL: 'postgresql://db.internal/alerts' });
+    expectCleanFailure(postgresql, 'PostgreSQL is not supported yet');
+  });
+
+  it('refuses an unknown scheme with a message naming DATABASE_URL', async () => {
+    const result = await cli(['keys', 'list'], { DATABASE_URL: 'mysql://127.0.0.1/alerts' });
+    expectCleanFailure(result, 'DATABASE_URL');
+  });
+});
+
+describe('alerts serve configuration', () => {
+  it('exits non-zero with a message naming PORT when PORT is not a valid port', async () => {
+    for (const port of ['http', '70000', '-1', '80.5']) {
+      const result = await cli(['serve'], { PORT: port, HOST: '127.0.0.1' });
+      expectCleanFailure(result, 'PORT');
+    }
+  });
+
+  it('creates ALERTS_BOOTSTRAP_API_KEY under account "default" at start-up, once, across restarts', async () => {
+    const bootstrapKey = 'bootstrap_' + randomBytes(24).toString('hex');
+    const first = await serve({ ALERTS_BOOTSTRAP_API_KEY: bootstrapKey });
+    expect(await status(first.baseUrl, bootstrapKey)).toBe(200);
+    // A rule made with it survives the restart, so the restart reuses the same account.
+    const created = await fetch(`${first.baseUrl}/v1/alert-rules`, {
+      method: 'POST',
+      headers: { 'x-api-key': bootstrapKey, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'volume', metric: 'call_volume', operator: '<', threshold_value: 5, window_duration: '5m' }),
+    });
+    expect(created.status).toBe(201);
+    const rule = (await created.json()) as { id: string };
+    expect((await first.stop()).code).toBe(0);
+
+    const second = await serve({ ALERTS_BOOTSTRAP_API_KEY: bootstrapKey });
+    expect(await status(second.baseUrl, bootstrapKey)).toBe(200);
+    const got = await fetch(`${second.baseUrl}/v1/alert-rules/${rule.id}`, { headers: { 'x-api-key': bootstrapKey } });
+    expect(got.status).toBe(200);
+    expect((await second.stop()).code).toBe(0);
+
+    const { result, keys } = await listKeys();
+    expect(keys).toHaveLength(1);
+    expect(keys[0]).toMatchObject({ account: 'default', status: 'active' });
+    expect(result.stdout).not.toContain(bootstrapKey);
+    expect(first.stdout() + first.stderr() + second.stdout() + second.stderr()).not.toContain(bootstrapKey);
+  });
+
+  it('does not bring a revoked bootstrap key back to life on restart', async () => {
+    const bootstrapKey = 'bootstrap_' + randomBytes(24).toString('hex');
+    const first = await serve({ ALERTS_BOOTSTRAP_API_KEY: bootstrapKey });
+    expect((await first.stop()).code).toBe(0);
+    const { keys } = await listKeys();
+    expect((await cli(['keys', 'revoke', keys[0]!.id])).code).toBe(0);
+
+    const second = await serve({ ALERTS_BOOTSTRAP_API_KEY: bootstrapKey });
+    expect(await status(second.baseUrl, bootstrapKey)).toBe(401);
+    expect((await listKeys()).keys).toHaveLength(1);
+  });
+
+  it('refuses a bootstrap key shorter than 32 characters at start-up', async () => {
+    const result = await cli(['serve'], { ALERTS_BOOTSTRAP_API_KEY: 'too-short-key', PORT: '0', HOST: '127.0.0.1' });
+    expectCleanFailure(result, 'ALERTS_BOOTSTRAP_API_KEY');
+    expect(result.stderr).not.toContain('too-short-key');
+  });
+});
+
+describe('key storage', () => {
+  it('keeps only hashes of keys in the database files: no raw key appears in their bytes', async () => {
+    const cliKey = await createKey('acme');
+    const bootstrapKey = 'bootstrap_' + randomBytes(24).toString('hex');
+    const server = await serve({ ALERTS_BOOTSTRAP_API_KEY: bootstrapKey });
+    expect(await status(server.baseUrl, cliKey)).toBe(200);
+    expect(await status(server.baseUrl, bootstrapKey)).toBe(200);
+
+    const readAll = () =>
+      Buffer.concat(
+        readdirSync(dir)
+          .filter((name) => name.startsWith('alerts.db'))
+          .map((name) => readFileSync(join(dir, name))),
+      );
+    // While the server runs (data may sit in the WAL) and after it has shut down.
+    for (const bytes of [readAll(), await server.stop().then(readAll)]) {
+      expect(bytes.includes('acme'), 'positive control: the account name is stored').toBe(true);
+      expect(bytes.includes(cliKey)).toBe(false);
+      expect(bytes.includes(bootstrapKey)).toBe(false);
+      // Nor the random part of a key on its own.
+      expect(bytes.includes(cliKey.slice(4))).toBe(false);
+    }
+  });
+});

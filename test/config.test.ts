@@ -1,0 +1,176 @@
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, parseDatabaseUrl } from '../src/config.js';
+
+const CWD = '/srv/alerts';
+const SECRET = 's'.repeat(32);
+
+describe('loadConfig', () => {
+  it('applies the documented defaults to an empty environment, resolving ./data/alerts.db from cwd', () => {
+    const config = loadConfig({}, CWD);
+    expect(config).toEqual({
+      host: '0.0.0.0',
+      port: 8080,
+      logLevel: 'info',
+      databaseUrl: './data/alerts.db',
+      database: { kind: 'sqlite', path: join(CWD, 'data', 'alerts.db') },
+      bootstrapApiKey: undefined,
+      secretKey: undefined,
+      shutdownTimeoutMs: 10_000,
+      authCacheTtlMs: 5_000,
+    });
+  });
+
+  it('reads every setting from the given environment, converting numbers', () => {
+    const bootstrap = 'b'.repeat(40);
+    const config = loadConfig(
+      {
+        HOST: '127.0.0.1',
+        PORT: '3000',
+        LOG_LEVEL: 'warn',
+        DATABASE_URL: 'sqlite:/var/lib/alerts/alerts.db',
+        ALERTS_BOOTSTRAP_API_KEY: bootstrap,
+        ALERTS_SECRET_KEY: SECRET,
+        ALERTS_SHUTDOWN_TIMEOUT_MS: '2500',
+        ALERTS_AUTH_CACHE_TTL_MS: '0',
+      },
+      CWD,
+    );
+    expect(config).toEqual({
+      host: '127.0.0.1',
+      port: 3000,
+      logLevel: 'warn',
+      databaseUrl: 'sqlite:/var/lib/alerts/alerts.db',
+      database: { kind: 'sqlite', path: '/var/lib/alerts/alerts.db' },
+      bootstrapApiKey: bootstrap,
+      secretKey: SECRET,
+      shutdownTimeoutMs: 2500,
+      authCacheTtlMs: 0,
+    });
+  });
+
+  it('accepts PORT 0 (any free port) and 65535', () => {
+    expect(loadConfig({ PORT: '0' }, CWD).port).toBe(0);
+    expect(loadConfig({ PORT: '65535' }, CWD).port).toBe(65535);
+  });
+
+  it('ignores variables it does not know', () => {
+    const config = loadConfig({ UNRELATED: 'x', NODE_ENV: 'production' }, CWD);
+    expect(config).not.toHaveProperty('UNRELATED');
+    expect(config.port).toBe(8080);
+  });
+
+  it('returns a frozen config', () => {
+    const config = loadConfig({}, CWD);
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(() => {
+      (config as { port: number }).port = 1;
+    }).toThrow(TypeError);
+    expect(config.port).toBe(8080);
+  });
+
+  it('does not modify the environment object it was given', () => {
+    const env = { PORT: '3000' };
+    loadConfig(env, CWD);
+    expect(env).toEqual({ PORT: '3000' });
+  });
+
+  it.each([
+    ['PORT', 'http'],
+    ['PORT', '70000'],
+    ['PORT', '-1'],
+    ['PORT', '80.5'],
+    ['LOG_LEVEL', 'verbose'],
+    ['ALERTS_SHUTDOWN_TIMEOUT_MS', '-5'],
+    ['ALERTS_SHUTDOWN_TIMEOUT_MS', 'soon'],
+    ['ALERTS_AUTH_CACHE_TTL_MS', '-1'],
+    ['ALERTS_AUTH_CACHE_TTL_MS', '300001'],
+    ['DATABASE_URL', ''],
+  ])('rejects %s=%j with a ConfigError naming it', (name, value) => {
+    expect(() => loadConfig({ [name]: value }, CWD)).toThrow(ConfigError);
+    expect(() => loadConfig({ [name]: value }, CWD)).toThrow(name);
+  });
+
+  it('rejects an ALERTS_SECRET_KEY shorter than 32 characters, without echoing it', () => {
+    const short = 'short-secret-key-31-characters!';
+    expect(short).toHaveLength(31);
+    let error: unknown;
+    try {
+      loadConfig({ ALERTS_SECRET_KEY: short }, CWD);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toContain('ALERTS_SECRET_KEY');
+    expect((error as Error).message).not.toContain(short);
+    expect(loadConfig({ ALERTS_SECRET_KEY: short + 'x' }, CWD).secretKey).toBe(short + 'x');
+  });
+
+  it('rejects a bootstrap API key shorter than 32 characters or with spaces', () => {
+    expect(() => loadConfig({ ALERTS_BOOTSTRAP_API_KEY: 'k'.repeat(31) }, CWD)).toThrow(ConfigError);
+    expect(() => loadConfig({ ALERTS_BOOTSTRAP_API_KEY: 'k'.repeat(20) + ' ' + 'k'.repeat(20) }, CWD)).toThrow(ConfigError);
+    expect(loadConfig({ ALERTS_BOOTSTRAP_API_KEY: 'k'.repeat(32) }, CWD).bootstrapApiKey).toBe('k'.repeat(32));
+  });
+
+  it('rejects a postgres:// DATABASE_URL with a ConfigError', () => {
+    expect(() => loadConfig({ DATABASE_URL: 'postgres://u:p@127.0.0.1/alerts' }, CWD)).toThrow(ConfigError);
+  });
+});
+
+describe('parseDatabaseUrl', () => {
+  it('takes a plain path, relative to cwd or absolute', () => {
+    expect(parseDatabaseUrl('alerts.db', CWD)).toEqual({ kind: 'sqlite', path: join(CWD, 'alerts.db') });
+    expect(parseDatabaseUrl('./data/alerts.db', CWD)).toEqual({ kind: 'sqlite', path: join(CWD, 'data/alerts.db') });
+    expect(parseDatabaseUrl('../other/alerts.db', CWD)).toEqual({ kind: 'sqlite', path: resolve(CWD, '../other/alerts.db') });
+    expect(parseDatabaseUrl('/var/lib/alerts.db', CWD)).toEqual({ kind: 'sqlite', path: '/var/lib/alerts.db' });
+  });
+
+  it.each([
+    ['sqlite:/var/lib/alerts.db', '/var/lib/alerts.db'],
+    ['sqlite:///var/lib/alerts.db', '/var/lib/alerts.db'],
+    ['sqlite:./alerts.db', join(CWD, 'alerts.db')],
+    ['sqlite:alerts.db', join(CWD, 'alerts.db')],
+    ['sqlite://alerts.db', join(CWD, 'alerts.db')],
+    ['SQLITE:/var/lib/alerts.db', '/var/lib/alerts.db'],
+    ['file:/var/lib/alerts.db', '/var/lib/alerts.db'],
+    ['file:///var/lib/alerts.db', '/var/lib/alerts.db'],
+    ['file:data/alerts.db', join(CWD, 'data/alerts.db')],
+  ])('reads %s as the SQLite file %s', (url, path) => {
+    expect(parseDatabaseUrl(url, CWD)).toEqual({ kind: 'sqlite', path });
+  });
+
+  it.each([':memory:', 'sqlite::memory:', 'sqlite://:memory:', 'file::memory:'])('keeps %s as an in-memory database', (url) => {
+    expect(parseDatabaseUrl(url, CWD)).toEqual({ kind: 'sqlite', path: ':memory:' });
+  });
+
+  it.each(['postgres://u:p@127.0.0.1:5432/alerts', 'postgresql://127.0.0.1/alerts', 'POSTGRES://127.0.0.1/alerts'])(
+    'rejects %s: PostgreSQL is not supported yet, and the message does not echo the URL',
+    (url) => {
+      let error: unknown;
+      try {
+        parseDatabaseUrl(url, CWD);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as Error).name).toBe('ConfigError');
+      expect((error as Error).message).toMatch(/^DATABASE_URL: PostgreSQL is not supported yet/);
+      expect((error as Error).message).not.toContain('127.0.0.1');
+    },
+  );
+
+  it.each(['mysql://127.0.0.1/alerts', 'http://127.0.0.1/alerts.db', 'redis://u:secret@127.0.0.1'])(
+    'rejects the unknown scheme of %s, naming the scheme but not the rest of the URL',
+    (url) => {
+      const scheme = url.split(':')[0]!;
+      expect(() => parseDatabaseUrl(url, CWD)).toThrow(ConfigError);
+      expect(() => parseDatabaseUrl(url, CWD)).toThrow(`"${scheme}:"`);
+      expect(() => parseDatabaseUrl(url, CWD)).not.toThrow('127.0.0.1');
+    },
+  );
+
+  it.each(['sqlite:', 'sqlite://', 'file:'])('rejects %j: the path is empty', (url) => {
+    expect(() => parseDatabaseUrl(url, CWD)).toThrow(ConfigError);
+    expect(() => parseDatabaseUrl(url, CWD)).toThrow(/path is empty/);
+  });
+});

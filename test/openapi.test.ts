@@ -1,0 +1,419 @@
+import { isDeepStrictEqual } from 'node:util';
+import { Validator } from '@seriousme/openapi-schema-validator';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { publishedSpec } from './helpers/published-spec.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+
+type Json = any;
+
+const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
+
+let server: TestServer;
+
+beforeEach(async () => {
+  server = await startTestServer();
+});
+afterEach(async () => {
+  await server.close();
+});
+
+async function ourDocument(): Promise<Json> {
+  const res = await server.request('GET', '/openapi.json', { key: null });
+  expect(res.status).toBe(200);
+  return res.body;
+}
+
+// ---------------------------------------------------------------------------------------
+// Normalization: $refs resolved, allOf merged, prose and examples dropped, so that two
+// documents that describe the same wire format compare equal however they are written.
+// ---------------------------------------------------------------------------------------
+
+function resolvePointer(root: Json, ref: string): Json {
+  if (!ref.startsWith('#/')) throw new Error(`only local $refs are expected, got ${ref}`);
+  return ref
+    .slice(2)
+    .split('/')
+    .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .reduce((node: Json, key) => {
+      if (node === null || typeof node !== 'object' || !(key in node)) throw new Error(`unresolvable $ref ${ref}`);
+      return node[key];
+    }, root);
+}
+
+/** Follows $refs of non-schema objects (parameters, responses, request bodies). */
+function deref(root: Json, node: Json): Json {
+  let current = node;
+  for (let hops = 0; current && typeof current === 'object' && typeof current.$ref === 'string'; hops++) {
+    if (hops > 20) throw new Error('$ref loop');
+    current = resolvePointer(root, current.$ref);
+  }
+  return current;
+}
+
+const DROPPED_KEYWORDS = new Set(['description', 'example', 'examples', 'title', '$comment']);
+const SCHEMA_MAP_KEYWORDS = new Set(['properties', 'patternProperties', '$defs']);
+const SCHEMA_KEYWORDS = new Set(['items', 'additionalProperties', 'not', 'contains', 'propertyNames', 'if', 'then', 'else']);
+const SCHEMA_LIST_KEYWORDS = new Set(['allOf', 'anyOf', 'oneOf', 'prefixItems']);
+
+function mergeInto(target: Record<string, Json>, part: Record<string, Json>, where: string): void {
+  for (const [key, value] of Object.entries(part)) {
+    if (key === 'properties') {
+      const properties = (target.properties ??= {});
+      for (const [name, schema] of Object.entries(value as Record<string, Json>)) {
+        if (name in properties && !isDeepStrictEqual(properties[name], schema)) {
+          throw new Error(`${where}: allOf parts disagree on property ${name}`);
+        }
+        properties[name] = schema;
+      }
+    } else if (key === 'required') {
+      target.required = [...new Set([...(target.required ?? []), ...(value as string[])])].sort();
+    } else if (key in target && !isDeepStrictEqual(target[key], value)) {
+      throw new Error(`${where}: allOf parts disagree on ${key}`);
+    } else {
+      target[key] = value;
+    }
+  }
+}
+
+function normalizeSchema(root: Json, schema: Json, where = '#', seen: readonly string[] = []): Json {
+  if (typeof schema === 'boolean') return schema;
+  if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) throw new Error(`${where}: not a schema`);
+  if (typeof schema.$ref === 'string') {
+    if (seen.includes(schema.$ref)) throw new Error(`${where}: recursive $ref ${schema.$ref}`);
+    const { $ref, ...siblings } = schema;
+    const target = normalizeSchema(root, resolvePointer(root, $ref), where, [...seen, $ref]);
+    const rest = normalizeSchema(root, siblings, where, seen);
+    const merged = { ...target };
+    mergeInto(merged, rest, where);
+    return merged;
+  }
+  const out: Record<string, Json> = {};
+  for (const [key, value] of Object.entries(schema)) {
+    if (DROPPED_KEYWORDS.has(key)) continue;
+    if (SCHEMA_MAP_KEYWORDS.has(key)) {
+      out[key] = Object.fromEntries(
+        Object.entries(value as Record<string, Json>).map(([name, sub]) => [name, normalizeSchema(root, sub, `${where}/${key}/${name}`, seen)]),
+      );
+    } else if (SCHEMA_KEYWORDS.has(key)) {
+      out[key] = normalizeSchema(root, value, `${where}/${key}`, seen);
+    } else if (SCHEMA_LIST_KEYWORDS.has(key)) {
+      out[key] = (value as Json[]).map((sub, i) => normalizeSchema(root, sub, `${where}/${key}/${i}`, seen));
+    } else if (key === 'required') {
+      out[key] = [...(value as string[])].sort();
+    } else if (key === 'type') {
+      const types = Array.isArray(value) ? [...value].sort() : [value];
+      out[key] = types.length === 1 ? types[0] : types;
+    } else {
+      out[key] = value;
+    }
+  }
+  if (Array.isArray(out.allOf)) {
+    const parts = out.allOf as Record<string, Json>[];
+    delete out.allOf;
+    for (const part of parts) mergeInto(out, part, where);
+  }
+  return out;
+}
+
+interface Difference {
+  /** Where in the schema, e.g. /properties/threshold_value/maximum. */
+  path: string;
+  ours: Json;
+  published: Json;
+}
+
+function differences(ours: Json, published: Json, path = ''): Difference[] {
+  const isObject = (v: Json) => v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (isObject(ours) && isObject(published)) {
+    const keys = [...new Set([...Object.keys(ours), ...Object.keys(published)])].sort();
+    return keys.flatMap((key) => differences(ours[key], published[key], `${path}/${key}`));
+  }
+  return isDeepStrictEqual(ours, published) ? [] : [{ path, ours, published }];
+}
+
+const show = (d: Difference) => `${d.path}: ours ${JSON.stringify(d.ours)}, published ${JSON.stringify(d.published)}`;
+
+/** The `errors` member our error bodies may carry (alerts-api.md, common rules). */
+const FIELD_ERRORS = {
+  type: 'array',
+  items: { type: 'object', required: ['field', 'message'], properties: { field: { type: 'string' }, message: { type: 'string' } } },
+};
+
+/**
+ * The only ways our schemas may differ from the published ones. Each is deliberate and
+ * documented; anything else is a contract mismatch.
+ */
+const DOCUMENTED_DIFFERENCES: { why: string; applies(d: Difference, status: number | undefined): boolean }[] = [
+  {
+    // src/http/schemas.ts: above 2^53 - 1 a JSON number no longer round-trips as an exact
+    // integer, so we cap threshold_value there; the published document has no maximum.
+    why: 'threshold_value has maximum 2^53 - 1',
+    applies: (d) => d.path.endsWith('/properties/threshold_value/maximum') && d.ours === Number.MAX_SAFE_INTEGER && d.published === undefined,
+  },
+  {
+    // alerts-api.md, common rules: validation failures may add errors: [{field, message}].
+    why: 'error bodies may carry errors[]',
+    applies: (d, status) => status !== undefined && status >= 400 && d.path === '/properties/errors' && d.published === undefined && isDeepStrictEqual(d.ours, FIELD_ERRORS),
+  },
+  {
+    // Every error we send has a message (the harness checks it on every response); saying
+    // so is a tightening of the published Error, which leaves it optional.
+    why: 'error bodies always have a message',
+    applies: (d, status) => status !== undefined && status >= 400 && d.path === '/required' && isDeepStrictEqual(d.ours, ['message']) && d.published === undefined,
+  },
+];
+
+/** Extra statuses we may document for an operation, beyond the published ones. */
+function documentedExtraStatuses(published: Json, operationId: string): string[] {
+  const extra: string[] = [];
+  // alerts-api.md: 413 for a body over the size limit, 415 for a body that is not JSON.
+  if (published.requestBody) extra.push('413', '415');
+  // alerts-api.md: 400 for a query that fails its schema. The published list-active-alerts
+  // operation has filters with an enum but lists no 400.
+  if (operationId === 'listActiveAlerts') extra.push('400');
+  return extra;
+}
+
+interface OperationPair {
+  label: string;
+  path: string;
+  method: string;
+  ours: Json;
+  published: Json;
+}
+
+function publishedOperations(): { path: string; method: string; operation: Json }[] {
+  return Object.entries(publishedSpec.paths).flatMap(([path, item]) =>
+    METHODS.filter((m) => (item as Json)[m]).map((method) => ({ path, method, operation: (item as Json)[method] })),
+  );
+}
+
+function pairOperations(ours: Json): OperationPair[] {
+  return publishedOperations().map(({ path, method, operation }) => ({
+    label: `${method.toUpperCase()} ${path}`,
+    path,
+    method,
+    ours: ours.paths?.[path]?.[method],
+    published: operation,
+  }));
+}
+
+function parametersOf(doc: Json, path: string, method: string): Map<string, Json> {
+  const item = doc.paths[path];
+  const all = [...(item.parameters ?? []), ...(item[method].parameters ?? [])].map((p: Json) => deref(doc, p));
+  const byKey = new Map<string, Json>();
+  for (const p of all) byKey.set(`${p.in}:${p.name}`, p); // operation-level ones override path-level ones
+  return byKey;
+}
+
+function jsonSchemaOf(doc: Json, holder: Json, where: string): Json {
+  const content = deref(doc, holder)?.content;
+  if (content === undefined) return undefined;
+  expect(Object.keys(content), `${where}: media types`).toEqual(['application/json']);
+  return normalizeSchema(doc, content['application/json'].schema, where);
+}
+
+describe('the OpenAPI document', () => {
+  it('is served at /openapi.json without an API key and is a valid OpenAPI 3.1 document', async () => {
+    const res = await server.request('GET', '/openapi.json', { key: null });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+    const validator = new Validator();
+    const result = await validator.validate(structuredClone(res.body));
+    expect(result.errors ?? [], JSON.stringify(result.errors, null, 2)).toEqual([]);
+    expect(result.valid).toBe(true);
+    expect(validator.version).toBe('3.1');
+    expect(res.body.openapi).toMatch(/^3\.1\.\d+$/);
+  });
+
+  it('contains every published path', async () => {
+    const ours = await ourDocument();
+    const missing = Object.keys(publishedSpec.paths).filter((path) => !(path in ours.paths));
+    expect(missing).toEqual([]);
+  });
+
+  it('has every published operation of every published path, with the same method and operationId', async () => {
+    const ours = await ourDocument();
+    const pairs = pairOperations(ours);
+    expect(pairs.length).toBe(12);
+    for (const pair of pairs) {
+      expect(pair.ours, `${pair.label} is missing`).toBeDefined();
+      expect(pair.ours.operationId, pair.label).toBe(pair.published.operationId);
+    }
+    const ourIds = Object.values(ours.paths as Record<string, Json>).flatMap((item) =>
+      METHODS.filter((m) => item[m]).map((m) => item[m].operationId as string),
+    );
+    expect(new Set(ourIds).size, 'operationIds are unique').toBe(ourIds.length);
+  });
+
+  it('declares the same parameters (name, in, required, schema) as the published operations', async () => {
+    const ours = await ourDocument();
+    for (const pair of pairOperations(ours)) {
+      const mine = parametersOf(ours, pair.path, pair.method);
+      const theirs = parametersOf(publishedSpec, pair.path, pair.method);
+      expect([...mine.keys()].sort(), `${pair.label} parameters`).toEqual([...theirs.keys()].sort());
+      for (const [key, published] of theirs) {
+        const our = mine.get(key);
+        const where = `${pair.label} parameter ${key}`;
+        expect(our.required ?? false, `${where}: required`).toBe(published.required ?? false);
+        const ourSchema = normalizeSchema(ours, our.schema, where);
+        const publishedSchema = normalizeSchema(publishedSpec, published.schema, where);
+        for (const keyword of ['type', 'enum', 'pattern', 'format']) {
+          expect(ourSchema[keyword], `${where}: ${keyword}`).toEqual(publishedSchema[keyword]);
+        }
+        expect(differences(ourSchema, publishedSchema).map(show), where).toEqual([]);
+      }
+    }
+  });
+
+  it('documents every published status code per operation, adding only 413/415 for bodies and 400 for a bad query', async () => {
+    const ours = await ourDocument();
+    for (const pair of pairOperations(ours)) {
+      const mine = Object.keys(pair.ours.responses).sort();
+      const theirs = Object.keys(pair.published.responses).sort();
+      const missing = theirs.filter((status) => !mine.includes(status));
+      expect(missing, `${pair.label} lacks published statuses`).toEqual([]);
+      const allowed = documentedExtraStatuses(pair.published, pair.published.operationId);
+      const extra = mine.filter((status) => !theirs.includes(status) && !allowed.includes(status));
+      expect(extra, `${pair.label} documents statuses the published document does not`).toEqual([]);
+    }
+  });
+
+  it('describes the same request bodies as the published operations', async () => {
+    const ours = await ourDocument();
+    let compared = 0;
+    for (const pair of pairOperations(ours)) {
+      const published = deref(publishedSpec, pair.published.requestBody);
+      const mine = deref(ours, pair.ours.requestBody);
+      expect(mine === undefined, `${pair.label}: has a request body`).toBe(published === undefined);
+      if (published === undefined) continue;
+      expect(mine.required ?? false, `${pair.label}: request body required`).toBe(published.required ?? false);
+      const where = `${pair.label} request body`;
+      const diffs = differences(jsonSchemaOf(ours, mine, where), jsonSchemaOf(publishedSpec, published, where));
+      const unexplained = diffs.filter((d) => !DOCUMENTED_DIFFERENCES.some((allowed) => allowed.applies(d, undefined)));
+      expect(unexplained.map(show), where).toEqual([]);
+      compared += 1;
+    }
+    expect(compared).toBe(4);
+  });
+
+  it('describes the same response bodies as the published operations, apart from the documented differences', async () => {
+    const ours = await ourDocument();
+    const used = new Set<string>();
+    let compared = 0;
+    for (const pair of pairOperations(ours)) {
+      for (const [status, publishedResponse] of Object.entries(pair.published.responses as Record<string, Json>)) {
+        const where = `${pair.label} -> ${status}`;
+        const mine = pair.ours.responses[status];
+        if (mine === undefined) continue; // reported by the status-code test
+        const publishedSchema = jsonSchemaOf(publishedSpec, publishedResponse, where);
+        const ourSchema = jsonSchemaOf(ours, mine, where);
+        expect(ourSchema === undefined, `${where}: has a body`).toBe(publishedSchema === undefined);
+        if (publishedSchema === undefined) continue;
+        const unexplained: Difference[] = [];
+        for (const d of differences(ourSchema, publishedSchema)) {
+          const allowance = DOCUMENTED_DIFFERENCES.find((allowed) => allowed.applies(d, Number(status)));
+          if (allowance) used.add(allowance.why);
+          else unexplained.push(d);
+        }
+        expect(unexplained.map(show), where).toEqual([]);
+        compared += 1;
+      }
+    }
+    expect(compared).toBeGreaterThan(40);
+    // An allowance nobody needs any more should be removed, not linger.
+    expect([...used].sort()).toEqual(DOCUMENTED_DIFFERENCES.map((d) => d.why).sort());
+  });
+
+  it('describes the extra error statuses (413, 415, 400) with the same error shape as the published errors', async () => {
+    const ours = await ourDocument();
+    const publishedError = normalizeSchema(publishedSpec, publishedSpec.components.schemas.Error);
+    for (const pair of pairOperations(ours)) {
+      for (const status of documentedExtraStatuses(pair.published, pair.published.operationId)) {
+        const where = `${pair.label} -> ${status}`;
+        expect(pair.ours.responses[status], where).toBeDefined();
+        const diffs = differences(jsonSchemaOf(ours, pair.ours.responses[status], where), publishedError);
+        const unexplained = diffs.filter((d) => !DOCUMENTED_DIFFERENCES.some((allowed) => allowed.applies(d, Number(status))));
+        expect(unexplained.map(show), where).toEqual([]);
+      }
+    }
+  });
+
+  it('uses the published API key scheme (x-api-key header) for every operation', async () => {
+    const ours = await ourDocument();
+    expect(ours.components.securitySchemes).toEqual((publishedSpec as Json).components.securitySchemes);
+    expect(ours.security).toEqual((publishedSpec as Json).security);
+    for (const pair of pairOperations(ours)) {
+      // No operation opts out of the document-wide requirement.
+      expect(pair.ours.security, pair.label).toBeUndefined();
+    }
+  });
+
+  it('does not list itself, the docs or the health check as API operations', async () => {
+    const ours = await ourDocument();
+    const paths = Object.keys(ours.paths);
+    expect(paths.filter((p) => !p.startsWith('/v1/'))).toEqual([]);
+  });
+});
+
+describe('the API documentation UI', () => {
+  /** Script and stylesheet URLs of an HTML page, resolved against the page's own URL. */
+  function assetUrls(html: string, pageUrl: string): URL[] {
+    const urls: URL[] = [];
+    for (const match of html.matchAll(/<script\b[^>]*\bsrc="([^"]+)"/gi)) urls.push(new URL(match[1]!, pageUrl));
+    for (const match of html.matchAll(/<link\b[^>]*>/gi)) {
+      const tag = match[0];
+      const href = /\bhref="([^"]+)"/i.exec(tag)?.[1];
+      if (href !== undefined && /\brel="[^"]*stylesheet[^"]*"/i.test(tag)) urls.push(new URL(href, pageUrl));
+    }
+    return urls;
+  }
+
+  for (const docsPath of ['/docs', '/docs/']) {
+    it(`answers ${docsPath} with an HTML page whose scripts and stylesheets are all served by this server`, async () => {
+      const origin = new URL(server.baseUrl).origin;
+      const page = await fetch(server.baseUrl + docsPath, { redirect: 'manual' });
+      let pageUrl = server.baseUrl + docsPath;
+      let response = page;
+      if (page.status >= 300 && page.status < 400) {
+        // A redirect (e.g. to add a trailing slash) must stay on this server.
+        const location = new URL(page.headers.get('location') ?? '', pageUrl);
+        expect(location.origin).toBe(origin);
+        pageUrl = location.href;
+        response = await fetch(pageUrl, { redirect: 'manual' });
+      }
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-type')).toMatch(/^text\/html/);
+      const html = await response.text();
+      expect(html).toMatch(/<html/i);
+
+      const assets = assetUrls(html, pageUrl);
+      expect(assets.filter((u) => u.pathname.endsWith('.js')).length).toBeGreaterThan(0);
+      expect(assets.filter((u) => u.pathname.endsWith('.css')).length).toBeGreaterThan(0);
+      // Nothing from a CDN: every asset is on this (loopback) server. Checked before any fetch.
+      expect(assets.map((u) => u.origin)).toEqual(assets.map(() => origin));
+      expect(html).not.toMatch(/(src|href)="(https?:)?\/\//i);
+
+      for (const asset of assets) {
+        const res = await fetch(asset, { redirect: 'manual' });
+        expect(res.status, asset.href).toBe(200);
+        const type = res.headers.get('content-type') ?? '';
+        if (asset.pathname.endsWith('.js')) expect(type, asset.href).toMatch(/javascript/);
+        else expect(type, asset.href).toMatch(/^text\/css/);
+        expect((await res.arrayBuffer()).byteLength, asset.href).toBeGreaterThan(0);
+      }
+    });
+  }
+
+  it('points the UI at a local copy of the same OpenAPI document', async () => {
+    const initializer = await fetch(`${server.baseUrl}/docs/static/swagger-initializer.js`);
+    expect(initializer.status).toBe(200);
+    const source = await initializer.text();
+    expect(source).toContain("resolveUrl('./json')");
+    // Swagger UI would otherwise send the document to an outside validator service.
+    expect(source).toMatch(/validatorUrl:\s*null/);
+    const json = await fetch(`${server.baseUrl}/docs/json`);
+    expect(json.status).toBe(200);
+    expect(await json.json()).toEqual(await ourDocument());
+  });
+});
