@@ -14,6 +14,7 @@ export interface Config {
   readonly secretKey: string | undefined;
   readonly shutdownTimeoutMs: number;
   readonly authCacheTtlMs: number;
+  readonly evaluationIntervalMs: number;
 }
 
 export class ConfigError extends Error {
@@ -32,6 +33,7 @@ interface RawEnv {
   ALERTS_SECRET_KEY?: string;
   ALERTS_SHUTDOWN_TIMEOUT_MS: number;
   ALERTS_AUTH_CACHE_TTL_MS: number;
+  ALERTS_EVALUATION_INTERVAL_MS: number;
 }
 
 const ENV_SCHEMA = {
@@ -45,6 +47,7 @@ const ENV_SCHEMA = {
     ALERTS_SECRET_KEY: { type: 'string', minLength: 32 },
     ALERTS_SHUTDOWN_TIMEOUT_MS: { type: 'integer', minimum: 0, default: 10_000 },
     ALERTS_AUTH_CACHE_TTL_MS: { type: 'integer', minimum: 0, maximum: 300_000, default: 5_000 },
+    ALERTS_EVALUATION_INTERVAL_MS: { type: 'integer', minimum: 0, maximum: 60_000, default: 1_000 },
   },
 } as const;
 
@@ -85,5 +88,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     secretKey: raw.ALERTS_SECRET_KEY,
     shutdownTimeoutMs: raw.ALERTS_SHUTDOWN_TIMEOUT_MS,
     authCacheTtlMs: raw.ALERTS_AUTH_CACHE_TTL_MS,
+    evaluationIntervalMs: raw.ALERTS_EVALUATION_INTERVAL_MS,
   });
 }

@@ -5,15 +5,18 @@ import type { Config } from './config.js';
 import { createAlertRulesService } from './domain/alert-rules-service.js';
 import { createApiKeysService, type ApiKeysService } from './domain/api-keys-service.js';
 import { systemClock, type Clock } from './domain/clock.js';
+import { createTelemetryService } from './domain/telemetry-service.js';
 import { createWebhookEndpointsService } from './domain/webhook-endpoints-service.js';
+import { createEngine, type Engine } from './engine/engine.js';
 import { buildHttpApp } from './http/app.js';
 import { openStore, type Store } from './store/store.js';
 
 export interface Service {
   readonly app: FastifyInstance;
   readonly store: Store;
+  readonly engine: Engine;
   readonly apiKeys: ApiKeysService;
-  /** Stops accepting requests, finishes in-flight ones, then closes the database. */
+  /** Stops accepting requests, finishes in-flight ones, stops the engine, closes the database. */
   close(): Promise<void>;
 }
 
@@ -23,9 +26,10 @@ export interface ServiceDeps {
   clock?: Clock;
 }
 
-/** Wires store, domain and HTTP together; does not listen. */
+/** Wires store, engine, domain and HTTP together and starts the engine; does not listen. */
 export async function createService({ config, logger, clock = systemClock }: ServiceDeps): Promise<Service> {
   const store = await openStore({ location: config.database, secretKey: config.secretKey });
+  const engine = createEngine({ store, clock, logger, evaluationIntervalMs: config.evaluationIntervalMs });
   try {
     const apiKeys = createApiKeysService({ accounts: store.accounts, apiKeys: store.apiKeys, clock, authCacheTtlMs: config.authCacheTtlMs });
     if (config.bootstrapApiKey) {
@@ -33,11 +37,13 @@ export async function createService({ config, logger, clock = systemClock }: Ser
       if (outcome === 'revoked') logger.warn('ALERTS_BOOTSTRAP_API_KEY was revoked earlier and stays revoked');
       else logger.info({ outcome }, 'bootstrap API key ensured for account "default"');
     }
+    await engine.start();
     const app = await buildHttpApp({
       logger,
       apiKeys,
-      rules: createAlertRulesService({ rules: store.alertRules, clock }),
+      rules: createAlertRulesService({ rules: store.alertRules, evaluator: engine, clock }),
       endpoints: createWebhookEndpointsService({ endpoints: store.webhookEndpoints, clock }),
+      telemetry: createTelemetryService({ ingestor: engine, clock }),
       checkHealth: async () => {
         await sql`select 1`.execute(store.db);
       },
@@ -45,16 +51,19 @@ export async function createService({ config, logger, clock = systemClock }: Ser
     return {
       app,
       store,
+      engine,
       apiKeys,
       async close() {
         try {
           await app.close();
+          await engine.stop();
         } finally {
           await store.close();
         }
       },
     };
   } catch (error) {
+    await engine.stop();
     await store.close();
     throw error;
   }

@@ -79,15 +79,3 @@ export function settingsFromInput(input: NewAlertRuleInput): AlertRuleSettings {
     enabled: input.enabled ?? true,
   };
 }
-
-/** True when a patch changes what the rule measures or when it fires, so it must be re-evaluated. */
-export function patchChangesCondition(patch: AlertRulePatch): boolean {
-  return (
-    patch.project_id !== undefined ||
-    patch.metric !== undefined ||
-    patch.operator !== undefined ||
-    patch.threshold_value !== undefined ||
-    patch.window_duration !== undefined ||
-    patch.enabled !== undefined
-  );
-}

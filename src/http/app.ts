@@ -8,11 +8,13 @@ import secureJson from 'secure-json-parse';
 import { Type } from 'typebox';
 import type { AlertRulesService } from '../domain/alert-rules-service.js';
 import type { ApiKeysService } from '../domain/api-keys-service.js';
+import type { TelemetryService } from '../domain/telemetry-service.js';
 import type { WebhookEndpointsService } from '../domain/webhook-endpoints-service.js';
 import { requireApiKey } from './auth.js';
 import { registerErrorHandling } from './error-handler.js';
 import { alertRuleRoutes } from './routes/alert-rules.js';
 import { alertRoutes } from './routes/alerts.js';
+import { telemetryRoutes } from './routes/telemetry.js';
 import { webhookEndpointRoutes } from './routes/webhook-endpoints.js';
 import { createValidatorCompiler } from './validation.js';
 
@@ -24,6 +26,7 @@ export interface HttpDeps {
   apiKeys: ApiKeysService;
   rules: AlertRulesService;
   endpoints: WebhookEndpointsService;
+  telemetry: TelemetryService;
   /** Answers the health check; throws when the service cannot serve. */
   checkHealth: () => Promise<void>;
 }
@@ -59,7 +62,7 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
   // on POST /rotate-secret) is "no body" rather than an error; bodies are parsed with
   // prototype-poisoning protection.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: BODY_LIMIT_BYTES }, (_req, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     const text = body as string;
     if (text.trim() === '') return done(null, undefined);
     try {
@@ -79,7 +82,7 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
   // it. Close such a connection, as Fastify does for its own body errors: otherwise the
   // half-read upload keeps it busy and a graceful shutdown waits for the keep-alive timeout.
   app.addHook('onSend', async (request, reply) => {
-    void request; void reply;
+    if (!request.raw.complete) reply.header('connection', 'close');
   });
 
   // Once shutdown starts, a response to a request that was already in flight ends its
@@ -129,6 +132,7 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
     await v1.register(alertRuleRoutes, { rules: deps.rules });
     await v1.register(alertRoutes, { rules: deps.rules });
     await v1.register(webhookEndpointRoutes, { endpoints: deps.endpoints });
+    await v1.register(telemetryRoutes, { telemetry: deps.telemetry });
   });
 
   return app;

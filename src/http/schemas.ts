@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from 'typebox';
 import { ALERT_STATES, METRICS, OPERATORS, WINDOW_DURATIONS } from '../domain/alert-rules.js';
+import { MAX_EVENTS_PER_BATCH, MAX_LATENCY_MS, TELEMETRY_EVENT_TYPES } from '../domain/telemetry.js';
 import { WEBHOOK_EVENT_TYPES } from '../domain/webhook-endpoints.js';
 
 /**
@@ -208,3 +209,30 @@ export function errorResponses<const S extends readonly number[]>(...statuses: S
     statuses.map((status) => [status, { ...ErrorBody, description: descriptions[status] ?? 'Error.' }]),
   ) as unknown as Record<S[number], TSchema>;
 }
+
+export const TelemetryEvent = Type.Object(
+  {
+    type: StringEnum(TELEMETRY_EVENT_TYPES, {
+      description: 'call → call_volume, call_crash → call_crashes, turn → latency metrics, api_error → api_errors, function_error → function_errors.',
+    }),
+    project_id: Type.Optional(NullableString({ minLength: 1, maxLength: 255, description: 'Project of the event; omitted or null for none.' })),
+    timestamp: Type.Optional(
+      DateTime({ description: 'When it happened (RFC 3339); default: time of receipt. At most 5 minutes ahead, less than 60 minutes old.' }),
+    ),
+    latency_ms: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: MAX_LATENCY_MS, description: 'Turn latency in ms; required on turns, not allowed otherwise.' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const TelemetryBatch = Type.Object(
+  {
+    events: Type.Array(TelemetryEvent, { minItems: 1, maxItems: MAX_EVENTS_PER_BATCH }),
+  },
+  { additionalProperties: false },
+);
+
+export const TelemetryAccepted = Type.Object({
+  accepted: Type.Integer({ description: 'Events recorded.' }),
+});

@@ -9,6 +9,7 @@ import type {
   Operator,
   WindowDuration,
 } from '../domain/alert-rules.js';
+import type { AlertEvent } from './alert-events-repository.js';
 import type { AlertRulesTable, Database } from './schema.js';
 
 export interface NewAlertRuleRow extends AlertRuleSettings {
@@ -25,8 +26,15 @@ export interface AlertRulesRepository {
   get(accountId: string, id: string): Promise<AlertRule | undefined>;
   update(accountId: string, id: string, patch: AlertRulePatch, nowIso: string): Promise<AlertRule | undefined>;
   delete(accountId: string, id: string): Promise<boolean>;
-  /** Records the outcome of evaluating a rule; false when the rule no longer exists. */
-  saveEvaluation(accountId: string, id: string, evaluation: RuleEvaluation): Promise<boolean>;
+  /**
+   * Records the outcome of evaluating a rule and, in the same transaction, the event the
+   * transition emits; false (and no event) when the rule no longer exists.
+   */
+  saveEvaluation(accountId: string, id: string, evaluation: RuleEvaluation, event?: AlertEvent): Promise<boolean>;
+  /** Records many evaluations that emit nothing, in one transaction. */
+  saveEvaluations(evaluations: readonly { accountId: string; id: string; evaluation: RuleEvaluation }[]): Promise<void>;
+  /** Every enabled rule of every account, for the evaluator. */
+  listEnabled(): Promise<AlertRule[]>;
 }
 
 export interface RuleEvaluation {
@@ -140,14 +148,32 @@ export function createAlertRulesRepository(db: Kysely<Database>): AlertRulesRepo
       return result.numDeletedRows > 0n;
     },
 
-    async saveEvaluation(accountId, id, evaluation) {
-      const result = await db
-        .updateTable('alert_rules')
-        .set(evaluation)
-        .where('account_id', '=', accountId)
-        .where('id', '=', id)
-        .executeTakeFirst();
-      return result.numUpdatedRows > 0n;
+    saveEvaluation(accountId, id, evaluation, event) {
+      return db.transaction().execute(async (trx) => {
+        const result = await trx
+          .updateTable('alert_rules')
+          .set(evaluation)
+          .where('account_id', '=', accountId)
+          .where('id', '=', id)
+          .executeTakeFirst();
+        if (result.numUpdatedRows === 0n) return false;
+        if (event) await trx.insertInto('alert_events').values(event).execute();
+        return true;
+      });
+    },
+
+    async saveEvaluations(evaluations) {
+      if (evaluations.length === 0) return;
+      await db.transaction().execute(async (trx) => {
+        for (const { accountId, id, evaluation } of evaluations) {
+          await trx.updateTable('alert_rules').set(evaluation).where('account_id', '=', accountId).where('id', '=', id).execute();
+        }
+      });
+    },
+
+    async listEnabled() {
+      const rows = await db.selectFrom('alert_rules').selectAll().where('enabled', '=', 1).orderBy('seq').execute();
+      return rows.map(toAlertRule);
     },
   };
 }

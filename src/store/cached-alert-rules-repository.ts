@@ -52,6 +52,16 @@ export function createCachedAlertRulesRepository(inner: AlertRulesRepository): A
     },
     update: (accountId, id, patch, nowIso) => writing(accountId, () => inner.update(accountId, id, patch, nowIso)),
     delete: (accountId, id) => writing(accountId, () => inner.delete(accountId, id)),
-    saveEvaluation: (accountId, id, evaluation) => writing(accountId, () => inner.saveEvaluation(accountId, id, evaluation)),
+    saveEvaluation: (accountId, id, evaluation, event) =>
+      writing(accountId, () => inner.saveEvaluation(accountId, id, evaluation, event)),
+    async saveEvaluations(evaluations) {
+      for (const { accountId } of evaluations) invalidate(accountId);
+      try {
+        await inner.saveEvaluations(evaluations);
+      } finally {
+        for (const { accountId } of evaluations) invalidate(accountId);
+      }
+    },
+    listEnabled: () => inner.listEnabled(),
   };
 }

@@ -54,7 +54,35 @@ export interface WebhookEndpointsTable {
   seq: Generated<number>;
 }
 
+export interface TelemetryBatchesTable {
+  seq: Generated<number>;
+  account_id: string;
+  received_at: number;
+  deltas: string;
+}
+
+/** project_key is the project id, or '' for the account as a whole. */
+export interface TelemetryScopesTable {
+  account_id: string;
+  project_key: string;
+  last_seen_at: number;
+}
+
+export interface AlertEventsTable {
+  seq: Generated<number>;
+  id: string;
+  account_id: string;
+  rule_id: string;
+  event_type: string;
+  /** The exact JSON body delivered for the event, byte for byte on every attempt. */
+  payload: string;
+  created_at: string;
+}
+
 export interface Database {
+  telemetry_batches: TelemetryBatchesTable;
+  telemetry_scopes: TelemetryScopesTable;
+  alert_events: AlertEventsTable;
   accounts: AccountsTable;
   api_keys: ApiKeysTable;
   alert_rules: AlertRulesTable;

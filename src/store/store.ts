@@ -7,6 +7,8 @@ import { createAccountsRepository, createApiKeysRepository, type AccountsReposit
 import { createAlertRulesRepository, type AlertRulesRepository } from './alert-rules-repository.js';
 import { createCachedAlertRulesRepository } from './cached-alert-rules-repository.js';
 import { sqliteDialect } from './dialect.js';
+import { createAlertEventsRepository, type AlertEventsRepository } from './alert-events-repository.js';
+import { createTelemetryRepository, type TelemetryRepository } from './telemetry-repository.js';
 import { migrationProvider } from './migrations/index.js';
 import type { Database } from './schema.js';
 import { createSecretCipher } from './secret-cipher.js';
@@ -18,6 +20,8 @@ export interface Store {
   readonly apiKeys: ApiKeysRepository;
   readonly alertRules: AlertRulesRepository;
   readonly webhookEndpoints: WebhookEndpointsRepository;
+  readonly telemetry: TelemetryRepository;
+  readonly alertEvents: AlertEventsRepository;
   close(): Promise<void>;
 }
 
@@ -90,6 +94,8 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     apiKeys: createApiKeysRepository(db),
     alertRules: createCachedAlertRulesRepository(createAlertRulesRepository(db)),
     webhookEndpoints,
+    telemetry: createTelemetryRepository(db),
+    alertEvents: createAlertEventsRepository(db),
     close: () => db.destroy(),
   };
 }

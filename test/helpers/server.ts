@@ -59,7 +59,15 @@ export function testClock(start = Date.parse('2026-03-15T10:30:00.000Z')): Clock
 export async function startTestServer(options: { env?: Record<string, string>; clock?: Clock; validate?: boolean } = {}): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'alerts-test-'));
   const dbPath = join(dir, 'alerts.db');
-  const config = loadConfig({ DATABASE_URL: dbPath, LOG_LEVEL: 'silent', HOST: '127.0.0.1', PORT: '0', ...options.env });
+  // No evaluation timer: tests move the clock and call service.engine.tick() themselves.
+  const config = loadConfig({
+    DATABASE_URL: dbPath,
+    LOG_LEVEL: 'silent',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    ALERTS_EVALUATION_INTERVAL_MS: '0',
+    ...options.env,
+  });
   const service = await createService({ config, logger: createLogger('silent'), clock: options.clock });
   await service.app.listen({ host: '127.0.0.1', port: 0 });
   const address = service.app.server.address();

@@ -1,6 +1,7 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import type { MigrationDialect } from '../dialect.js';
 import { initialMigration } from './0001-initial.js';
+import { telemetryAndOutboxMigration } from './0002-telemetry-and-outbox.js';
 
 /** Every schema version in order; names sort in the order they must run. */
 export function migrationProvider(dialect: MigrationDialect): MigrationProvider {
@@ -8,6 +9,7 @@ export function migrationProvider(dialect: MigrationDialect): MigrationProvider 
     async getMigrations(): Promise<Record<string, Migration>> {
       return {
         '0001-initial': initialMigration(dialect),
+        '0002-telemetry-and-outbox': telemetryAndOutboxMigration(dialect),
       };
     },
   };

@@ -1,0 +1,148 @@
+import { WINDOW_DURATIONS, WINDOW_MS, type WindowDuration } from '../domain/alert-rules.js';
+import { COUNTERS, MAX_AGE_MS, MAX_FUTURE_MS, type Counter, type TelemetryEvent } from '../domain/telemetry.js';
+import { addLatency, LatencyHistogram, type SparseBins } from './latency-histogram.js';
+
+/**
+ * What one batch adds to one (project, second): the unit that is stored durably and
+ * replayed after a restart. `project` null means no project was given.
+ */
+export interface SecondDelta {
+  project: string | null;
+  second: number;
+  counts: Record<Counter, number>;
+  latencies: SparseBins;
+}
+
+const emptyCounts = (): Record<Counter, number> => ({ call: 0, call_crash: 0, turn: 0, api_error: 0, function_error: 0 });
+
+/** Folds a batch of events into per-(project, second) deltas. */
+export function deltasOf(events: readonly TelemetryEvent[]): SecondDelta[] {
+  const byKey = new Map<string, SecondDelta>();
+  for (const event of events) {
+    const second = Math.floor(event.time / 1000);
+    const key = `${event.project_id ?? '\u0001'}\u0000${second}`;
+    let delta = byKey.get(key);
+    if (!delta) {
+      delta = { project: event.project_id, second, counts: emptyCounts(), latencies: new Map() };
+      byKey.set(key, delta);
+    }
+    delta.counts[event.type] += 1;
+    if (event.latency_ms !== null) addLatency(delta.latencies, event.latency_ms);
+  }
+  return [...byKey.values()];
+}
+
+/** Compact, stable JSON form of deltas: [project, second, c, cc, t, ae, fe, [bin, n, ...]]. */
+export function encodeDeltas(deltas: readonly SecondDelta[]): string {
+  return JSON.stringify(
+    deltas.map((d) => [d.project, d.second, ...COUNTERS.map((c) => d.counts[c]), [...d.latencies].flat()]),
+  );
+}
+
+export function decodeDeltas(text: string): SecondDelta[] {
+  const rows = JSON.parse(text) as [string | null, number, ...number[]][];
+  return rows.map((row) => {
+    const counts = emptyCounts();
+    COUNTERS.forEach((c, i) => (counts[c] = row[2 + i] as number));
+    const flat = row[2 + COUNTERS.length] as unknown as number[];
+    const latencies: SparseBins = new Map();
+    for (let i = 0; i < flat.length; i += 2) latencies.set(flat[i]!, flat[i + 1]!);
+    return { project: row[0], second: row[1], counts, latencies };
+  });
+}
+
+interface Bucket {
+  counts: Record<Counter, number>;
+  latencies: SparseBins;
+}
+
+interface Window {
+  seconds: number;
+  counts: Record<Counter, number>;
+  histogram: LatencyHistogram;
+}
+
+const WINDOW_SECONDS: Record<WindowDuration, number> = {
+  '5m': WINDOW_MS['5m'] / 1000,
+  '10m': WINDOW_MS['10m'] / 1000,
+  '60m': WINDOW_MS['60m'] / 1000,
+};
+const LONGEST_WINDOW_SECONDS = MAX_AGE_MS / 1000;
+const FUTURE_SECONDS = MAX_FUTURE_MS / 1000;
+
+/**
+ * Per-second buckets of one scope (an account, or one project of it) and the running sums
+ * of its three windows. A window at head second H covers the seconds (H - length, H]:
+ * windows are resolved to whole seconds, so an event exactly a window old is out.
+ */
+export class ScopeAggregates {
+  private readonly buckets = new Map<number, Bucket>();
+  private readonly windows: Record<WindowDuration, Window>;
+  private head: number;
+  /** Receipt time (epoch ms) of the scope's latest telemetry. */
+  lastSeenAt: number;
+
+  constructor(headSecond: number, lastSeenAt: number) {
+    this.head = headSecond;
+    this.lastSeenAt = lastSeenAt;
+    this.windows = Object.fromEntries(
+      WINDOW_DURATIONS.map((w) => [w, { seconds: WINDOW_SECONDS[w], counts: emptyCounts(), histogram: new LatencyHistogram() }]),
+    ) as Record<WindowDuration, Window>;
+  }
+
+  get isEmpty(): boolean {
+    return this.buckets.size === 0;
+  }
+
+  add(delta: SecondDelta): void {
+    if (delta.second <= this.head - LONGEST_WINDOW_SECONDS || delta.second > this.head + FUTURE_SECONDS + 1) return;
+    let bucket = this.buckets.get(delta.second);
+    if (!bucket) {
+      bucket = { counts: emptyCounts(), latencies: new Map() };
+      this.buckets.set(delta.second, bucket);
+    }
+    for (const c of COUNTERS) bucket.counts[c] += delta.counts[c];
+    for (const [bin, n] of delta.latencies) bucket.latencies.set(bin, (bucket.latencies.get(bin) ?? 0) + n);
+    // A late event inside a window counts at once; a future one waits for the head.
+    for (const window of Object.values(this.windows)) {
+      if (delta.second > this.head - window.seconds && delta.second <= this.head) this.applyTo(window, delta, 1);
+    }
+  }
+
+  /** Moves the head to `second`: seconds entering the windows are added, leaving ones removed. */
+  advance(second: number): void {
+    if (second <= this.head) return;
+    const from = this.head;
+    this.head = second;
+    // After a long idle period only the stored buckets matter, not every second in between.
+    const sparse = second - from > this.buckets.size;
+    const each = (lo: number, hi: number, visit: (bucket: Bucket) => void) => {
+      if (sparse) {
+        for (const [s, bucket] of this.buckets) if (s > lo && s <= hi) visit(bucket);
+      } else {
+        for (let s = lo + 1; s <= hi; s++) {
+          const bucket = this.buckets.get(s);
+          if (bucket) visit(bucket);
+        }
+      }
+    };
+    for (const window of Object.values(this.windows)) {
+      each(from, second, (bucket) => this.applyTo(window, bucket, 1));
+      each(from - window.seconds, second - window.seconds, (bucket) => this.applyTo(window, bucket, -1));
+    }
+    for (const s of this.buckets.keys()) if (s <= second - LONGEST_WINDOW_SECONDS) this.buckets.delete(s);
+  }
+
+  count(counter: Counter, window: WindowDuration): number {
+    return this.windows[window].counts[counter];
+  }
+
+  quantile(q: number, window: WindowDuration): number | undefined {
+    return this.windows[window].histogram.quantile(q);
+  }
+
+  private applyTo(window: Window, bucket: Bucket, sign: 1 | -1): void {
+    for (const c of COUNTERS) window.counts[c] += sign * bucket.counts[c];
+    if (bucket.latencies.size > 0) window.histogram.apply(bucket.latencies, sign);
+  }
+}
