@@ -1,5 +1,7 @@
 import { resolve } from 'node:path';
 import envSchema from 'env-schema';
+import { parseCidr } from './delivery/address-guard.js';
+import { DEFAULT_RETRY_SCHEDULE, parseRetrySchedule } from './delivery/retry-schedule.js';
 
 /** Where the data lives; `kind` says which storage implementation serves it. */
 export type DatabaseLocation = { kind: 'sqlite'; path: string };
@@ -15,6 +17,16 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   readonly authCacheTtlMs: number;
   readonly evaluationIntervalMs: number;
+  readonly delivery: DeliveryConfig;
+}
+
+export interface DeliveryConfig {
+  /** false: deliveries are recorded but no worker sends them (API-only processes, tests). */
+  readonly workerEnabled: boolean;
+  readonly retrySchedule: readonly number[];
+  readonly allowedCidrs: readonly string[];
+  readonly concurrency: number;
+  readonly perEndpointConcurrency: number;
 }
 
 export class ConfigError extends Error {
@@ -34,6 +46,11 @@ interface RawEnv {
   ALERTS_SHUTDOWN_TIMEOUT_MS: number;
   ALERTS_AUTH_CACHE_TTL_MS: number;
   ALERTS_EVALUATION_INTERVAL_MS: number;
+  ALERTS_DELIVERY_WORKER: 'on' | 'off';
+  ALERTS_RETRY_SCHEDULE: string;
+  ALERTS_WEBHOOK_ALLOWED_CIDRS: string;
+  ALERTS_DELIVERY_CONCURRENCY: number;
+  ALERTS_DELIVERY_ENDPOINT_CONCURRENCY: number;
 }
 
 const ENV_SCHEMA = {
@@ -48,6 +65,11 @@ const ENV_SCHEMA = {
     ALERTS_SHUTDOWN_TIMEOUT_MS: { type: 'integer', minimum: 0, default: 10_000 },
     ALERTS_AUTH_CACHE_TTL_MS: { type: 'integer', minimum: 0, maximum: 300_000, default: 5_000 },
     ALERTS_EVALUATION_INTERVAL_MS: { type: 'integer', minimum: 0, maximum: 60_000, default: 1_000 },
+    ALERTS_DELIVERY_WORKER: { type: 'string', enum: ['on', 'off'], default: 'on' },
+    ALERTS_RETRY_SCHEDULE: { type: 'string', default: DEFAULT_RETRY_SCHEDULE },
+    ALERTS_WEBHOOK_ALLOWED_CIDRS: { type: 'string', default: '' },
+    ALERTS_DELIVERY_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 1024, default: 64 },
+    ALERTS_DELIVERY_ENDPOINT_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 256, default: 8 },
   },
 } as const;
 
@@ -78,6 +100,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   } catch (error) {
     throw new ConfigError(`invalid environment: ${(error as Error).message}`);
   }
+  let retrySchedule: number[];
+  try {
+    retrySchedule = parseRetrySchedule(raw.ALERTS_RETRY_SCHEDULE);
+  } catch (error) {
+    throw new ConfigError(`ALERTS_RETRY_SCHEDULE: ${(error as Error).message}`);
+  }
+  const allowedCidrs = raw.ALERTS_WEBHOOK_ALLOWED_CIDRS.split(',').map((c) => c.trim()).filter((c) => c !== '');
+  for (const cidr of allowedCidrs) {
+    try {
+      parseCidr(cidr);
+    } catch (error) {
+      throw new ConfigError(`ALERTS_WEBHOOK_ALLOWED_CIDRS: ${(error as Error).message}`);
+    }
+  }
   return Object.freeze({
     host: raw.HOST,
     port: raw.PORT,
@@ -89,5 +125,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     shutdownTimeoutMs: raw.ALERTS_SHUTDOWN_TIMEOUT_MS,
     authCacheTtlMs: raw.ALERTS_AUTH_CACHE_TTL_MS,
     evaluationIntervalMs: raw.ALERTS_EVALUATION_INTERVAL_MS,
+    delivery: Object.freeze({
+      workerEnabled: raw.ALERTS_DELIVERY_WORKER === 'on',
+      retrySchedule: Object.freeze(retrySchedule),
+      allowedCidrs: Object.freeze(allowedCidrs),
+      concurrency: raw.ALERTS_DELIVERY_CONCURRENCY,
+      perEndpointConcurrency: raw.ALERTS_DELIVERY_ENDPOINT_CONCURRENCY,
+    }),
   });
 }

@@ -7,6 +7,9 @@ import { createApiKeysService, type ApiKeysService } from './domain/api-keys-ser
 import { systemClock, type Clock } from './domain/clock.js';
 import { createTelemetryService } from './domain/telemetry-service.js';
 import { createWebhookEndpointsService } from './domain/webhook-endpoints-service.js';
+import { createAddressGuard } from './delivery/address-guard.js';
+import { createWebhookClient, type LookupFunction, type WebhookClient } from './delivery/webhook-client.js';
+import { createDeliveryWorker, type DeliveryWorker } from './delivery/worker.js';
 import { createEngine, type Engine } from './engine/engine.js';
 import { buildHttpApp } from './http/app.js';
 import { openStore, type Store } from './store/store.js';
@@ -15,6 +18,8 @@ export interface Service {
   readonly app: FastifyInstance;
   readonly store: Store;
   readonly engine: Engine;
+  readonly deliveryWorker: DeliveryWorker;
+  readonly webhookClient: WebhookClient;
   readonly apiKeys: ApiKeysService;
   /** Stops accepting requests, finishes in-flight ones, stops the engine, closes the database. */
   close(): Promise<void>;
@@ -24,12 +29,37 @@ export interface ServiceDeps {
   config: Config;
   logger: Logger;
   clock?: Clock;
+  /** DNS resolution for webhook hosts; tests map names to loopback addresses. */
+  lookup?: LookupFunction;
 }
 
 /** Wires store, engine, domain and HTTP together and starts the engine; does not listen. */
-export async function createService({ config, logger, clock = systemClock }: ServiceDeps): Promise<Service> {
-  const store = await openStore({ location: config.database, secretKey: config.secretKey });
-  const engine = createEngine({ store, clock, logger, evaluationIntervalMs: config.evaluationIntervalMs });
+export async function createService({ config, logger, clock = systemClock, lookup }: ServiceDeps): Promise<Service> {
+  const store = await openStore({
+    location: config.database,
+    secretKey: config.secretKey,
+    deliveryAttempts: config.delivery.retrySchedule.length,
+  });
+  const webhookClient = createWebhookClient({ guard: createAddressGuard(config.delivery.allowedCidrs), lookup });
+  const deliveryWorker = createDeliveryWorker({
+    store,
+    clock,
+    logger,
+    client: webhookClient,
+    retrySchedule: config.delivery.retrySchedule,
+    concurrency: config.delivery.concurrency,
+    perEndpointConcurrency: config.delivery.perEndpointConcurrency,
+    pollIntervalMs: 1000,
+    stopGraceMs: Math.max(0, config.shutdownTimeoutMs - 1000),
+    autoStart: config.delivery.workerEnabled,
+  });
+  const engine = createEngine({
+    store,
+    clock,
+    logger,
+    evaluationIntervalMs: config.evaluationIntervalMs,
+    onEventCommitted: () => deliveryWorker.kick(),
+  });
   try {
     const apiKeys = createApiKeysService({ accounts: store.accounts, apiKeys: store.apiKeys, clock, authCacheTtlMs: config.authCacheTtlMs });
     if (config.bootstrapApiKey) {
@@ -38,6 +68,7 @@ export async function createService({ config, logger, clock = systemClock }: Ser
       else logger.info({ outcome }, 'bootstrap API key ensured for account "default"');
     }
     await engine.start();
+    if (config.delivery.workerEnabled) await deliveryWorker.start();
     const app = await buildHttpApp({
       logger,
       apiKeys,
@@ -52,11 +83,15 @@ export async function createService({ config, logger, clock = systemClock }: Ser
       app,
       store,
       engine,
+      deliveryWorker,
+      webhookClient,
       apiKeys,
       async close() {
         try {
           await app.close();
           await engine.stop();
+          await deliveryWorker.stop();
+          await webhookClient.close();
         } finally {
           await store.close();
         }
@@ -64,6 +99,8 @@ export async function createService({ config, logger, clock = systemClock }: Ser
     };
   } catch (error) {
     await engine.stop();
+    await deliveryWorker.stop();
+    await webhookClient.close();
     await store.close();
     throw error;
   }

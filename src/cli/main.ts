@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-import { Command } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, loadConfig } from '../config.js';
+import { DEMO_DEFAULTS, demoCommand, type DemoOptions, type IncidentKind } from './demo.js';
 import { createKey, listKeys, revokeKey } from './keys.js';
 import { serve } from './serve.js';
 
@@ -53,5 +54,55 @@ keys
     const revoked = await revokeKey(config(), id, out).catch(fail);
     if (!revoked) fail(new Error(`no active API key with id ${id}`));
   });
+
+function number(min: number, max: number) {
+  return (value: string) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`expected a number from ${min} to ${max}`);
+    return n;
+  };
+}
+
+program
+  .command('demo')
+  .description(
+    'stream simulated voice-agent telemetry to a running service, create two demo rules, push latency over the threshold and back, ' +
+      'and print each state change; deletes its rules on exit',
+  )
+  .option('--url <url>', 'base URL of the running service (loopback only unless --allow-remote)', DEMO_DEFAULTS.url)
+  .addOption(new Option('--api-key <key>', 'API key of the account to use').env('ALERTS_API_KEY').makeOptionMandatory())
+  .option('--allow-remote', 'allow a --url that is not a loopback address', false)
+  .option('--duration <seconds>', 'how long to run', number(1, 86_400), DEMO_DEFAULTS.durationS)
+  .addOption(new Option('--incident <kind>', 'what the incident degrades').choices(['latency', 'errors', 'both']).default(DEMO_DEFAULTS.incident))
+  .option('--incident-at <seconds>', 'when the incident starts', number(0, 86_400), DEMO_DEFAULTS.incidentAtS)
+  .option('--incident-for <seconds>', 'how long the incident lasts', number(0, 86_400), DEMO_DEFAULTS.incidentForS)
+  .option('--incident-ratio <share>', 'share of turns the latency incident slows down (0 to 1)', number(0.001, 1), DEMO_DEFAULTS.incidentRatio)
+  .option('--seed <n>', 'simulator seed', number(0, 2 ** 32 - 1), DEMO_DEFAULTS.seed)
+  .action(
+    (options: {
+      url: string;
+      apiKey: string;
+      allowRemote: boolean;
+      duration: number;
+      incident: IncidentKind;
+      incidentAt: number;
+      incidentFor: number;
+      incidentRatio: number;
+      seed: number;
+    }) => {
+      const demo: DemoOptions = {
+        url: options.url,
+        apiKey: options.apiKey,
+        allowRemote: options.allowRemote,
+        durationS: options.duration,
+        seed: options.seed,
+        incident: options.incident,
+        incidentAtS: options.incidentAt,
+        incidentForS: options.incidentFor,
+        incidentRatio: options.incidentRatio,
+      };
+      return demoCommand(demo, out).catch(fail);
+    },
+  );
 
 await program.parseAsync(process.argv);

@@ -21,6 +21,7 @@ export const ID_PREFIX = {
   apiKey: 'key_',
   account: 'acc_',
   event: 'evt_',
+  delivery: 'dlv_',
 } as const;
 
 /** Length of the random part of every public ID (as in the published examples). */

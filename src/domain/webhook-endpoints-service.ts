@@ -70,7 +70,7 @@ export function createWebhookEndpointsService(deps: { endpoints: WebhookEndpoint
     },
 
     async delete(accountId, id) {
-      if (!(await endpoints.delete(accountId, id))) throw notFound('webhook endpoint', id);
+      if (!(await endpoints.delete(accountId, id, toIso(clock.now())))) throw notFound('webhook endpoint', id);
     },
 
     async rotateSecret(accountId, id) {

@@ -37,6 +37,8 @@ export interface EngineDeps {
   logger: Logger;
   /** Timer period; 0 disables the timer (tests drive `tick`). */
   evaluationIntervalMs: number;
+  /** Called after an event (and its deliveries) is committed. */
+  onEventCommitted?: () => void;
 }
 
 interface Entry {
@@ -55,7 +57,7 @@ const scopeKeyOf = (rule: AlertRule) =>
 const REPLAY_MS = MAX_AGE_MS + MAX_FUTURE_MS;
 const PRUNE_EVERY_MS = 60_000;
 
-export function createEngine({ store, clock, logger, evaluationIntervalMs }: EngineDeps): Engine {
+export function createEngine({ store, clock, logger, evaluationIntervalMs, onEventCommitted }: EngineDeps): Engine {
   const scopes = new Map<string, ScopeAggregates>();
   const entries = new Map<string, Entry>();
   const rulesByScope = new Map<string, Set<Entry>>();
@@ -157,8 +159,9 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs }: Eng
     const type = transitionEvent(previous.current_state, state);
     const event = type && eventFor(entry, type, previous, next);
     return enqueue(() => store.alertRules.saveEvaluation(entry.rule.account_id, entry.rule.id, next, event)).then(
-      () => {
+      (saved) => {
         entry.persistedValue = next.current_value;
+        if (saved && event) onEventCommitted?.();
       },
       (error: unknown) => {
         if (entry.evaluation === next) entry.evaluation = previous;

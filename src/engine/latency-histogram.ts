@@ -1,44 +1,60 @@
 /**
- * A latency distribution with 1% relative accuracy: the logarithmic bucket mapping of
- * DDSketch (Masson et al., VLDB 2019) over a fixed range, kept as exact integer counts.
- * Exact counts make it mergeable and also subtractable, which is what lets a sliding
- * window drop the second that leaves it instead of being rebuilt.
+ * A latency distribution whose reported percentiles (whole milliseconds) are within 1% of the
+ * exact ones. Latencies below EXACT_BELOW_MS are counted per millisecond; larger ones in the
+ * logarithmic bins of DDSketch (Masson et al., VLDB 2019) over a fixed range, with 0.75%
+ * relative accuracy. Both are kept as exact integer counts.
+ *
+ * Why not plain 1% bins: the API reports a whole number of milliseconds, and rounding a value
+ * that is already up to 1% off can add up to 0.5 ms more (58 ms was reported as 59 ms, 455 ms
+ * as 460 ms). With 0.75% bins from 256 ms up, rounding adds at most 0.5 / 256 < 0.2%, and
+ * below 256 ms the count is exact, so the reported value stays within 1%.
+ *
+ * Exact counts make it mergeable and also subtractable, which is what lets a sliding window
+ * drop the second that leaves it instead of being rebuilt.
  */
 import { MAX_LATENCY_MS } from '../domain/telemetry.js';
 
+/** What the reported (rounded) percentiles guarantee, relative to the exact ones. */
 export const RELATIVE_ACCURACY = 0.01;
-const GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY);
+/** Latencies below this many ms have a bin each (bin = latency). */
+export const EXACT_BELOW_MS = 256;
+/** Relative accuracy of the logarithmic bins, leaving room for rounding to whole ms. */
+const LOG_BIN_ACCURACY = 0.0075;
+const GAMMA = (1 + LOG_BIN_ACCURACY) / (1 - LOG_BIN_ACCURACY);
 const LN_GAMMA = Math.log(GAMMA);
-/** Bins for values 1..MAX_LATENCY_MS; 0 ms is counted apart (log 0 is undefined). */
-export const BIN_COUNT = Math.ceil(Math.log(MAX_LATENCY_MS) / LN_GAMMA) + 1;
+/** DDSketch index: the i with GAMMA^(i-1) < latency <= GAMMA^i. */
+const logIndex = (latencyMs: number) => Math.ceil(Math.log(latencyMs) / LN_GAMMA - 1e-9);
+const FIRST_LOG_INDEX = logIndex(EXACT_BELOW_MS);
+/** Exact bins 0..EXACT_BELOW_MS-1, then logarithmic bins up to MAX_LATENCY_MS. */
+export const BIN_COUNT = EXACT_BELOW_MS + logIndex(MAX_LATENCY_MS) - FIRST_LOG_INDEX + 1;
 
-/** The bin of a latency of at least 1 ms. */
+/** The bin of a latency (ms, 0 to MAX_LATENCY_MS). */
 export function binOf(latencyMs: number): number {
-  return Math.ceil(Math.log(latencyMs) / LN_GAMMA - 1e-9);
+  if (latencyMs < EXACT_BELOW_MS) return Math.max(0, Math.floor(latencyMs));
+  return EXACT_BELOW_MS + logIndex(latencyMs) - FIRST_LOG_INDEX;
 }
 
-/** The value a bin stands for: within RELATIVE_ACCURACY of every value mapped to it. */
+/** The value a bin stands for: exact below EXACT_BELOW_MS, else within 0.75% of every value in it. */
 export function binValue(bin: number): number {
-  return bin === 0 ? 1 : (2 * Math.pow(GAMMA, bin)) / (GAMMA + 1);
+  if (bin < EXACT_BELOW_MS) return bin;
+  return (2 * Math.pow(GAMMA, bin - EXACT_BELOW_MS + FIRST_LOG_INDEX)) / (GAMMA + 1);
 }
 
 /**
- * Sparse per-second latencies: bin -> count, with bin -1 for zero latencies. Stored and
- * replayed as a flat [bin, count, bin, count, ...] array.
+ * Sparse per-second latencies: bin -> count. Stored and replayed as a flat
+ * [bin, count, bin, count, ...] array.
  */
 export type SparseBins = Map<number, number>;
-export const ZERO_BIN = -1;
 
 export function addLatency(bins: SparseBins, latencyMs: number): void {
-  const bin = latencyMs < 1 ? ZERO_BIN : binOf(latencyMs);
+  const bin = binOf(latencyMs);
   bins.set(bin, (bins.get(bin) ?? 0) + 1);
 }
 
-/** Dense histogram of a window: counts per bin plus the zero count. */
+/** Dense histogram of a window: counts per bin. */
 export class LatencyHistogram {
   // Allocated on first use: most windows of most scopes never see a turn.
   private counts: Uint32Array | undefined;
-  private zeros = 0;
   private total = 0;
 
   get count(): number {
@@ -49,21 +65,19 @@ export class LatencyHistogram {
   apply(bins: SparseBins, sign: 1 | -1): void {
     const counts = (this.counts ??= new Uint32Array(BIN_COUNT));
     for (const [bin, n] of bins) {
-      if (bin === ZERO_BIN) this.zeros += sign * n;
-      else counts[bin]! += sign * n;
+      counts[bin]! += sign * n;
       this.total += sign * n;
     }
   }
 
   /**
-   * The value at rank floor(q * (n - 1)) of the sorted latencies (the lower nearest rank),
-   * within 1% of the exact one; undefined when empty.
+   * The value at rank floor(q * (n - 1)) of the sorted latencies (the lower nearest rank);
+   * rounded to whole ms it is within 1% of the exact one. Undefined when empty.
    */
   quantile(q: number): number | undefined {
-    if (this.total <= 0) return undefined;
+    if (this.total <= 0 || !this.counts) return undefined;
     const rank = Math.floor(q * (this.total - 1));
-    let seen = this.zeros;
-    if (rank < seen || !this.counts) return 0;
+    let seen = 0;
     for (let bin = 0; bin < BIN_COUNT; bin++) {
       seen += this.counts[bin]!;
       if (rank < seen) return binValue(bin);

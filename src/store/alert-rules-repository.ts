@@ -10,6 +10,7 @@ import type {
   WindowDuration,
 } from '../domain/alert-rules.js';
 import type { AlertEvent } from './alert-events-repository.js';
+import { insertDeliveriesForEvent } from './deliveries-repository.js';
 import type { AlertRulesTable, Database } from './schema.js';
 
 export interface NewAlertRuleRow extends AlertRuleSettings {
@@ -74,7 +75,11 @@ export async function lockAccount(trx: Transaction<Database>, accountId: string)
   await trx.updateTable('accounts').set((eb) => ({ name: eb.ref('name') })).where('id', '=', accountId).execute();
 }
 
-export function createAlertRulesRepository(db: Kysely<Database>): AlertRulesRepository {
+/**
+ * `deliveryAttempts` is how many attempts each webhook delivery gets (the length of the
+ * retry schedule); deliveries are created with the event that needs them.
+ */
+export function createAlertRulesRepository(db: Kysely<Database>, deliveryAttempts: number): AlertRulesRepository {
   const byAccount = (accountId: string) => db.selectFrom('alert_rules').selectAll().where('account_id', '=', accountId);
 
   return {
@@ -157,7 +162,10 @@ export function createAlertRulesRepository(db: Kysely<Database>): AlertRulesRepo
           .where('id', '=', id)
           .executeTakeFirst();
         if (result.numUpdatedRows === 0n) return false;
-        if (event) await trx.insertInto('alert_events').values(event).execute();
+        if (event) {
+          await trx.insertInto('alert_events').values(event).execute();
+          await insertDeliveriesForEvent(trx, event, deliveryAttempts, Date.parse(event.created_at));
+        }
         return true;
       });
     },

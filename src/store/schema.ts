@@ -79,7 +79,41 @@ export interface AlertEventsTable {
   created_at: string;
 }
 
+export interface WebhookDeliveriesTable {
+  seq: Generated<number>;
+  id: string;
+  account_id: string;
+  endpoint_id: string;
+  event_id: string;
+  event_type: string;
+  /** pending | in_flight | delivered | failed | cancelled */
+  status: string;
+  attempts: number;
+  max_attempts: number;
+  /** Epoch ms; null once no attempt is due. */
+  next_attempt_at: number | null;
+  /** Epoch ms until which a worker holds the claim. */
+  locked_until: number | null;
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface WebhookAttemptsTable {
+  seq: Generated<number>;
+  delivery_id: string;
+  attempt: number;
+  started_at: string;
+  duration_ms: number;
+  status_code: number | null;
+  error_class: string | null;
+  error: string | null;
+  response_body: string | null;
+}
+
 export interface Database {
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_attempts: WebhookAttemptsTable;
   telemetry_batches: TelemetryBatchesTable;
   telemetry_scopes: TelemetryScopesTable;
   alert_events: AlertEventsTable;

@@ -7,6 +7,7 @@ import { createAccountsRepository, createApiKeysRepository, type AccountsReposit
 import { createAlertRulesRepository, type AlertRulesRepository } from './alert-rules-repository.js';
 import { createCachedAlertRulesRepository } from './cached-alert-rules-repository.js';
 import { sqliteDialect } from './dialect.js';
+import { createDeliveriesRepository, type DeliveriesRepository } from './deliveries-repository.js';
 import { createAlertEventsRepository, type AlertEventsRepository } from './alert-events-repository.js';
 import { createTelemetryRepository, type TelemetryRepository } from './telemetry-repository.js';
 import { migrationProvider } from './migrations/index.js';
@@ -22,12 +23,15 @@ export interface Store {
   readonly webhookEndpoints: WebhookEndpointsRepository;
   readonly telemetry: TelemetryRepository;
   readonly alertEvents: AlertEventsRepository;
+  readonly deliveries: DeliveriesRepository;
   close(): Promise<void>;
 }
 
 export interface OpenStoreOptions {
   location: DatabaseLocation;
   secretKey?: string | undefined;
+  /** Attempts each webhook delivery gets: the length of the retry schedule. */
+  deliveryAttempts?: number;
 }
 
 export class MigrationError extends Error {
@@ -92,7 +96,8 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     db,
     accounts: createAccountsRepository(db),
     apiKeys: createApiKeysRepository(db),
-    alertRules: createCachedAlertRulesRepository(createAlertRulesRepository(db)),
+    alertRules: createCachedAlertRulesRepository(createAlertRulesRepository(db, options.deliveryAttempts ?? 6)),
+    deliveries: createDeliveriesRepository(db),
     webhookEndpoints,
     telemetry: createTelemetryRepository(db),
     alertEvents: createAlertEventsRepository(db),

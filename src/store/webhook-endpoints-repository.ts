@@ -7,6 +7,7 @@ import type {
   WebhookEventType,
 } from '../domain/webhook-endpoints.js';
 import { lockAccount } from './alert-rules-repository.js';
+import { cancelPendingDeliveries } from './deliveries-repository.js';
 import type { Database, WebhookEndpointsTable } from './schema.js';
 import { isPlainSealed, type SecretCipher } from './secret-cipher.js';
 
@@ -21,7 +22,8 @@ export interface WebhookEndpointsRepository {
   list(accountId: string, filter: WebhookEndpointFilter): Promise<WebhookEndpoint[]>;
   get(accountId: string, id: string): Promise<WebhookEndpoint | undefined>;
   update(accountId: string, id: string, patch: WebhookEndpointPatch, nowIso: string): Promise<WebhookEndpoint | undefined>;
-  delete(accountId: string, id: string): Promise<boolean>;
+  /** Deletes the endpoint and cancels its pending deliveries, atomically. */
+  delete(accountId: string, id: string, nowIso: string): Promise<boolean>;
   /** Replaces the signing secret; false when the endpoint does not exist. */
   replaceSecret(accountId: string, id: string, signingSecret: string, nowIso: string): Promise<boolean>;
   /** The current signing secret, for signing deliveries. */
@@ -115,13 +117,17 @@ export function createWebhookEndpointsRepository(db: Kysely<Database>, cipher: S
       return row && toEndpoint(row);
     },
 
-    async delete(accountId, id) {
-      const result = await db
-        .deleteFrom('webhook_endpoints')
-        .where('account_id', '=', accountId)
-        .where('id', '=', id)
-        .executeTakeFirst();
-      return result.numDeletedRows > 0n;
+    delete(accountId, id, nowIso) {
+      return db.transaction().execute(async (trx) => {
+        const result = await trx
+          .deleteFrom('webhook_endpoints')
+          .where('account_id', '=', accountId)
+          .where('id', '=', id)
+          .executeTakeFirst();
+        if (result.numDeletedRows === 0n) return false;
+        await cancelPendingDeliveries(trx, id, nowIso);
+        return true;
+      });
     },
 
     async replaceSecret(accountId, id, signingSecret, nowIso) {

@@ -5,6 +5,7 @@ import { sql } from 'kysely';
 import { expect } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import type { Clock } from '../../src/domain/clock.js';
+import type { LookupFunction } from '../../src/delivery/webhook-client.js';
 import { createLogger } from '../../src/logger.js';
 import { createService, type Service } from '../../src/service.js';
 import { validatePublishedResponse } from './published-spec.js';
@@ -56,7 +57,9 @@ export function testClock(start = Date.parse('2026-03-15T10:30:00.000Z')): Clock
  * directory. Every response that belongs to a published operation is checked against the
  * published OpenAPI document; a mismatch fails the test.
  */
-export async function startTestServer(options: { env?: Record<string, string>; clock?: Clock; validate?: boolean } = {}): Promise<TestServer> {
+export async function startTestServer(
+  options: { env?: Record<string, string>; clock?: Clock; validate?: boolean; lookup?: LookupFunction } = {},
+): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'alerts-test-'));
   const dbPath = join(dir, 'alerts.db');
   // No evaluation timer: tests move the clock and call service.engine.tick() themselves.
@@ -66,9 +69,11 @@ export async function startTestServer(options: { env?: Record<string, string>; c
     HOST: '127.0.0.1',
     PORT: '0',
     ALERTS_EVALUATION_INTERVAL_MS: '0',
+    // No delivery worker unless a test asks: webhook URLs in most tests are not real receivers.
+    ALERTS_DELIVERY_WORKER: 'off',
     ...options.env,
   });
-  const service = await createService({ config, logger: createLogger('silent'), clock: options.clock });
+  const service = await createService({ config, logger: createLogger('silent'), clock: options.clock, lookup: options.lookup });
   await service.app.listen({ host: '127.0.0.1', port: 0 });
   const address = service.app.server.address();
   if (!address || typeof address === 'string') throw new Error('no address');

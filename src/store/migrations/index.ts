@@ -2,6 +2,7 @@ import type { Migration, MigrationProvider } from 'kysely';
 import type { MigrationDialect } from '../dialect.js';
 import { initialMigration } from './0001-initial.js';
 import { telemetryAndOutboxMigration } from './0002-telemetry-and-outbox.js';
+import { webhookDeliveriesMigration } from './0003-webhook-deliveries.js';
 
 /** Every schema version in order; names sort in the order they must run. */
 export function migrationProvider(dialect: MigrationDialect): MigrationProvider {
@@ -10,6 +11,7 @@ export function migrationProvider(dialect: MigrationDialect): MigrationProvider 
       return {
         '0001-initial': initialMigration(dialect),
         '0002-telemetry-and-outbox': telemetryAndOutboxMigration(dialect),
+        '0003-webhook-deliveries': webhookDeliveriesMigration(dialect),
       };
     },
   };

@@ -1,0 +1,307 @@
+import type { Kysely, Selectable, Transaction } from 'kysely';
+import { ID_PREFIX, newId } from '../domain/ids.js';
+import type { AlertEvent } from './alert-events-repository.js';
+import type { Database, WebhookDeliveriesTable } from './schema.js';
+
+export const DELIVERY_STATUSES = ['pending', 'in_flight', 'delivered', 'failed', 'cancelled'] as const;
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
+
+export interface Delivery {
+  id: string;
+  account_id: string;
+  endpoint_id: string;
+  event_id: string;
+  event_type: string;
+  status: DeliveryStatus;
+  attempts: number;
+  max_attempts: number;
+  next_attempt_at: number | null;
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface AttemptRecord {
+  delivery_id: string;
+  attempt: number;
+  started_at: string;
+  duration_ms: number;
+  status_code: number | null;
+  error_class: string | null;
+  error: string | null;
+  response_body: string | null;
+}
+
+/** A claimed delivery with what sending it needs. */
+export interface ClaimedDelivery extends Delivery {
+  payload: string;
+  url: string;
+  headers: Record<string, string>;
+  timeout_ms: number;
+}
+
+export type AttemptOutcome =
+  | { kind: 'delivered' }
+  | { kind: 'retry'; nextAttemptAt: number; error: string }
+  | { kind: 'failed'; error: string };
+
+export interface DeliveriesRepository {
+  /**
+   * Claims up to `limit` due deliveries of enabled endpoints, oldest first, at most
+   * `roomFor(endpoint)` per endpoint (so one endpoint's backlog cannot take every slot).
+   */
+  claimDue(
+    now: number,
+    limit: number,
+    leaseMs: number,
+    roomFor: (endpointId: string) => number,
+    fullEndpoints: readonly string[],
+  ): Promise<ClaimedDelivery[]>;
+  /** Records an attempt and the delivery's new state, in one transaction. */
+  recordAttempt(delivery: ClaimedDelivery, attempt: AttemptRecord, outcome: AttemptOutcome, nowIso: string): Promise<void>;
+  /** Puts claimed deliveries back as due now (shutdown, or a worker that died). */
+  release(ids: readonly string[], now: number, nowIso: string): Promise<void>;
+  /** Start-up in single-process mode: no other worker can hold a claim, so all go back. */
+  releaseAllInFlight(now: number, nowIso: string): Promise<number>;
+  /** Earliest next attempt among pending deliveries, to know when to wake up. */
+  nextDueAt(): Promise<number | null>;
+  list(accountId: string, endpointId: string, filter: { status?: DeliveryStatus; event_type?: string }, limit: number): Promise<Delivery[]>;
+  get(accountId: string, endpointId: string, id: string): Promise<Delivery | undefined>;
+  attemptsOf(deliveryIds: readonly string[]): Promise<AttemptRecord[]>;
+  /** Makes a delivered or failed delivery due now for one more attempt; false if it is not. */
+  retryNow(accountId: string, endpointId: string, id: string, now: number, nowIso: string): Promise<boolean>;
+}
+
+type Row = Selectable<WebhookDeliveriesTable>;
+
+function toDelivery(row: Row): Delivery {
+  return {
+    id: row.id,
+    account_id: row.account_id,
+    endpoint_id: row.endpoint_id,
+    event_id: row.event_id,
+    event_type: row.event_type,
+    status: row.status as DeliveryStatus,
+    attempts: row.attempts,
+    max_attempts: row.max_attempts,
+    next_attempt_at: row.next_attempt_at === null ? null : Number(row.next_attempt_at),
+    last_error: row.last_error,
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+  };
+}
+
+/**
+ * Creates the deliveries of a new event, inside the transaction that writes the event: one
+ * per enabled endpoint of the account subscribed to its type. Returns how many.
+ */
+export async function insertDeliveriesForEvent(
+  trx: Transaction<Database>,
+  event: AlertEvent,
+  maxAttempts: number,
+  now: number,
+): Promise<number> {
+  const endpoints = await trx
+    .selectFrom('webhook_endpoints')
+    .select(['id', 'event_types'])
+    .where('account_id', '=', event.account_id)
+    .where('enabled', '=', 1)
+    .execute();
+  const subscribed = endpoints.filter((e) => (JSON.parse(e.event_types) as string[]).includes(event.event_type));
+  if (subscribed.length === 0) return 0;
+  await trx
+    .insertInto('webhook_deliveries')
+    .values(
+      subscribed.map((endpoint) => ({
+        id: newId(ID_PREFIX.delivery),
+        account_id: event.account_id,
+        endpoint_id: endpoint.id,
+        event_id: event.id,
+        event_type: event.event_type,
+        status: 'pending',
+        attempts: 0,
+        max_attempts: maxAttempts,
+        next_attempt_at: now,
+        locked_until: null,
+        last_error: null,
+        created_at: event.created_at,
+        updated_at: event.created_at,
+      })),
+    )
+    .execute();
+  return subscribed.length;
+}
+
+/** Cancels the pending deliveries of an endpoint being deleted (same transaction). */
+export async function cancelPendingDeliveries(trx: Transaction<Database>, endpointId: string, nowIso: string): Promise<void> {
+  await trx
+    .updateTable('webhook_deliveries')
+    .set({ status: 'cancelled', next_attempt_at: null, updated_at: nowIso, last_error: 'endpoint deleted' })
+    .where('endpoint_id', '=', endpointId)
+    .where('status', '=', 'pending')
+    .execute();
+}
+
+export function createDeliveriesRepository(db: Kysely<Database>): DeliveriesRepository {
+  return {
+    claimDue(now, limit, leaseMs, roomFor, fullEndpoints) {
+      return db.transaction().execute(async (trx) => {
+        let due = trx
+          .selectFrom('webhook_deliveries as d')
+          .innerJoin('webhook_endpoints as e', 'e.id', 'd.endpoint_id')
+          .innerJoin('alert_events as ev', 'ev.id', 'd.event_id')
+          .select([
+            'd.id',
+            'd.account_id',
+            'd.endpoint_id',
+            'd.event_id',
+            'd.event_type',
+            'd.status',
+            'd.attempts',
+            'd.max_attempts',
+            'd.next_attempt_at',
+            'd.last_error',
+            'd.created_at',
+            'd.updated_at',
+            'd.seq',
+            'd.locked_until',
+            'ev.payload',
+            'e.url',
+            'e.headers',
+            'e.timeout_ms',
+          ])
+          .where('d.status', '=', 'pending')
+          .where('d.next_attempt_at', '<=', now)
+          .where('e.enabled', '=', 1);
+        // A busy endpoint's backlog must not hide the due work of the others.
+        if (fullEndpoints.length > 0) due = due.where('d.endpoint_id', 'not in', [...fullEndpoints]);
+        const candidates = await due.orderBy('d.next_attempt_at').orderBy('d.seq').limit(limit * 4).execute();
+        const taken = new Map<string, number>();
+        const rows = candidates.filter((row) => {
+          const n = taken.get(row.endpoint_id) ?? 0;
+          if (n >= roomFor(row.endpoint_id)) return false;
+          taken.set(row.endpoint_id, n + 1);
+          return true;
+        }).slice(0, limit);
+        if (rows.length === 0) return [];
+        await trx
+          .updateTable('webhook_deliveries')
+          .set({ status: 'in_flight', locked_until: now + leaseMs })
+          .where(
+            'id',
+            'in',
+            rows.map((r) => r.id),
+          )
+          .execute();
+        return rows.map((row) => ({
+          ...toDelivery(row),
+          status: 'in_flight' as const,
+          payload: row.payload,
+          url: row.url,
+          headers: JSON.parse(row.headers) as Record<string, string>,
+          timeout_ms: row.timeout_ms,
+        }));
+      });
+    },
+
+    recordAttempt(delivery, attempt, outcome, nowIso) {
+      return db.transaction().execute(async (trx) => {
+        await trx.insertInto('webhook_attempts').values(attempt).execute();
+        await trx
+          .updateTable('webhook_deliveries')
+          .set({
+            status: outcome.kind === 'retry' ? 'pending' : outcome.kind,
+            attempts: attempt.attempt,
+            next_attempt_at: outcome.kind === 'retry' ? outcome.nextAttemptAt : null,
+            locked_until: null,
+            last_error: outcome.kind === 'delivered' ? null : outcome.error,
+            updated_at: nowIso,
+          })
+          .where('id', '=', delivery.id)
+          // A delivery cancelled meanwhile (endpoint deleted) stays cancelled.
+          .where('status', '=', 'in_flight')
+          .execute();
+      });
+    },
+
+    async release(ids, now, nowIso) {
+      if (ids.length === 0) return;
+      await db
+        .updateTable('webhook_deliveries')
+        .set({ status: 'pending', next_attempt_at: now, locked_until: null, updated_at: nowIso })
+        .where('id', 'in', [...ids])
+        .where('status', '=', 'in_flight')
+        .execute();
+    },
+
+    async releaseAllInFlight(now, nowIso) {
+      const result = await db
+        .updateTable('webhook_deliveries')
+        .set({ status: 'pending', next_attempt_at: now, locked_until: null, updated_at: nowIso })
+        .where('status', '=', 'in_flight')
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows);
+    },
+
+    async nextDueAt() {
+      const row = await db
+        .selectFrom('webhook_deliveries')
+        .select((eb) => eb.fn.min('next_attempt_at').as('next'))
+        .where('status', '=', 'pending')
+        .executeTakeFirst();
+      return row?.next === null || row?.next === undefined ? null : Number(row.next);
+    },
+
+    async list(accountId, endpointId, filter, limit) {
+      let query = db
+        .selectFrom('webhook_deliveries')
+        .selectAll()
+        .where('account_id', '=', accountId)
+        .where('endpoint_id', '=', endpointId);
+      if (filter.status) query = query.where('status', '=', filter.status);
+      if (filter.event_type) query = query.where('event_type', '=', filter.event_type);
+      const rows = await query.orderBy('seq', 'desc').limit(limit).execute();
+      return rows.map(toDelivery);
+    },
+
+    async get(accountId, endpointId, id) {
+      const row = await db
+        .selectFrom('webhook_deliveries')
+        .selectAll()
+        .where('account_id', '=', accountId)
+        .where('endpoint_id', '=', endpointId)
+        .where('id', '=', id)
+        .executeTakeFirst();
+      return row && toDelivery(row);
+    },
+
+    async attemptsOf(deliveryIds) {
+      if (deliveryIds.length === 0) return [];
+      return db
+        .selectFrom('webhook_attempts')
+        .select(['delivery_id', 'attempt', 'started_at', 'duration_ms', 'status_code', 'error_class', 'error', 'response_body'])
+        .where('delivery_id', 'in', [...deliveryIds])
+        .orderBy('seq')
+        .execute();
+    },
+
+    async retryNow(accountId, endpointId, id, now, nowIso) {
+      const result = await db
+        .updateTable('webhook_deliveries')
+        .set((eb) => ({
+          status: 'pending',
+          next_attempt_at: now,
+          // One more attempt; if it fails the delivery is failed again.
+          max_attempts: eb('attempts', '+', 1),
+          last_error: null,
+          updated_at: nowIso,
+        }))
+        .where('account_id', '=', accountId)
+        .where('endpoint_id', '=', endpointId)
+        .where('id', '=', id)
+        .where('status', 'in', ['delivered', 'failed'])
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    },
+  };
+}
