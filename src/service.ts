@@ -5,6 +5,7 @@ import type { Config } from './config.js';
 import { createAlertRulesService } from './domain/alert-rules-service.js';
 import { createApiKeysService, type ApiKeysService } from './domain/api-keys-service.js';
 import { systemClock, type Clock } from './domain/clock.js';
+import { createDeliveriesService } from './domain/deliveries-service.js';
 import { createTelemetryService } from './domain/telemetry-service.js';
 import { createWebhookEndpointsService } from './domain/webhook-endpoints-service.js';
 import { createAddressGuard } from './delivery/address-guard.js';
@@ -75,6 +76,13 @@ export async function createService({ config, logger, clock = systemClock, looku
       rules: createAlertRulesService({ rules: store.alertRules, evaluator: engine, clock }),
       endpoints: createWebhookEndpointsService({ endpoints: store.webhookEndpoints, clock }),
       telemetry: createTelemetryService({ ingestor: engine, clock }),
+      deliveries: createDeliveriesService({
+        deliveries: store.deliveries,
+        endpoints: store.webhookEndpoints,
+        client: webhookClient,
+        clock,
+        onQueued: () => deliveryWorker.kick(),
+      }),
       checkHealth: async () => {
         await sql`select 1`.execute(store.db);
       },

@@ -53,25 +53,43 @@ export interface TelemetryEventInput {
 }
 
 /**
- * Checks what the schema cannot (latency only and always on turns, times within range)
- * and converts the batch; returns every problem when any item is bad.
+ * What the schema cannot check about one event: latency only and always on turns, a time
+ * within range. Safe on any value, including an item the schema rejected (its fields are
+ * then only checked where they have the right shape).
+ */
+export function eventProblems(input: unknown, index: number, now: number): { field: string; message: string }[] {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return [];
+  const { type, timestamp, latency_ms } = input as Record<string, unknown>;
+  const errors: { field: string; message: string }[] = [];
+  if (typeof timestamp === 'string') {
+    const time = Date.parse(timestamp);
+    const timeProblem = Number.isNaN(time) ? 'is not a valid RFC 3339 time' : eventTimeProblem(time, now);
+    if (timeProblem) errors.push({ field: `events[${index}].timestamp`, message: timeProblem });
+  }
+  if (type === 'turn' && latency_ms === undefined) {
+    errors.push({ field: `events[${index}].latency_ms`, message: 'is required for turn events' });
+  } else if (type !== 'turn' && TELEMETRY_EVENT_TYPES.includes(type as TelemetryEventType) && latency_ms !== undefined) {
+    errors.push({ field: `events[${index}].latency_ms`, message: 'is only allowed on turn events' });
+  }
+  return errors;
+}
+
+/**
+ * Checks what the schema cannot and converts the batch; returns every problem when any
+ * item is bad.
  */
 export function parseTelemetryBatch(
   inputs: readonly TelemetryEventInput[],
   now: number,
 ): { events: TelemetryEvent[] } | { errors: { field: string; message: string }[] } {
-  const events: TelemetryEvent[] = [];
-  const errors: { field: string; message: string }[] = [];
-  inputs.forEach((input, i) => {
-    const time = input.timestamp === undefined ? now : Date.parse(input.timestamp);
-    const timeProblem = Number.isNaN(time) ? 'is not a valid RFC 3339 time' : eventTimeProblem(time, now);
-    if (timeProblem) errors.push({ field: `events[${i}].timestamp`, message: timeProblem });
-    if (input.type === 'turn' && input.latency_ms === undefined) {
-      errors.push({ field: `events[${i}].latency_ms`, message: 'is required for turn events' });
-    } else if (input.type !== 'turn' && input.latency_ms !== undefined) {
-      errors.push({ field: `events[${i}].latency_ms`, message: 'is only allowed on turn events' });
-    }
-    events.push({ type: input.type, project_id: input.project_id ?? null, time, latency_ms: input.latency_ms ?? null });
-  });
-  return errors.length > 0 ? { errors } : { events };
+  const errors = inputs.flatMap((input, i) => eventProblems(input, i, now));
+  if (errors.length > 0) return { errors };
+  return {
+    events: inputs.map((input) => ({
+      type: input.type,
+      project_id: input.project_id ?? null,
+      time: input.timestamp === undefined ? now : Date.parse(input.timestamp),
+      latency_ms: input.latency_ms ?? null,
+    })),
+  };
 }

@@ -8,14 +8,17 @@ import secureJson from 'secure-json-parse';
 import { Type } from 'typebox';
 import type { AlertRulesService } from '../domain/alert-rules-service.js';
 import type { ApiKeysService } from '../domain/api-keys-service.js';
+import type { DeliveriesService } from '../domain/deliveries-service.js';
 import type { TelemetryService } from '../domain/telemetry-service.js';
 import type { WebhookEndpointsService } from '../domain/webhook-endpoints-service.js';
 import { requireApiKey } from './auth.js';
 import { registerErrorHandling } from './error-handler.js';
 import { alertRuleRoutes } from './routes/alert-rules.js';
 import { alertRoutes } from './routes/alerts.js';
+import { deliveryRoutes } from './routes/deliveries.js';
 import { telemetryRoutes } from './routes/telemetry.js';
 import { webhookEndpointRoutes } from './routes/webhook-endpoints.js';
+import { WebhookEventBody } from './schemas.js';
 import { createValidatorCompiler } from './validation.js';
 
 /** Largest request body accepted; larger ones are answered with 413. */
@@ -27,6 +30,7 @@ export interface HttpDeps {
   rules: AlertRulesService;
   endpoints: WebhookEndpointsService;
   telemetry: TelemetryService;
+  deliveries: DeliveriesService;
   /** Answers the health check; throws when the service cannot serve. */
   checkHealth: () => Promise<void>;
 }
@@ -41,6 +45,16 @@ const SECURITY_HEADERS = {
   'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
   'cache-control': 'no-store',
 } as const;
+
+function webhookOperation(summary: string) {
+  return {
+    post: {
+      summary,
+      requestBody: { required: true, content: { 'application/json': { schema: WebhookEventBody } } },
+      responses: { 200: { description: 'Any 2xx within the endpoint timeout acknowledges the event.' } },
+    },
+  };
+}
 
 /** Builds the HTTP application: every route, schema, hook and error mapping. */
 export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
@@ -107,6 +121,10 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
       },
       components: { securitySchemes: { ApiKeyAuth: { type: 'apiKey', in: 'header', name: 'x-api-key' } } },
       security: [{ ApiKeyAuth: [] }],
+      webhooks: {
+        alertsTriggered: webhookOperation('alerts.triggered: a rule moved into the alert state.'),
+        alertsResolved: webhookOperation('alerts.resolved: a firing rule moved back to ok.'),
+      },
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
@@ -133,6 +151,7 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
     await v1.register(alertRoutes, { rules: deps.rules });
     await v1.register(webhookEndpointRoutes, { endpoints: deps.endpoints });
     await v1.register(telemetryRoutes, { telemetry: deps.telemetry });
+    await v1.register(deliveryRoutes, { deliveries: deps.deliveries });
   });
 
   return app;

@@ -236,3 +236,86 @@ export const TelemetryBatch = Type.Object(
 export const TelemetryAccepted = Type.Object({
   accepted: Type.Integer({ description: 'Events recorded.' }),
 });
+
+export const DeliveryIdParams = Type.Object({
+  endpoint_id: EndpointIdParams.properties.endpoint_id,
+  delivery_id: Type.String({ pattern: '^dlv_[A-Za-z0-9]+$', description: 'Delivery ID, such as dlv_3kTqz8Xw2bLmN5pVr7YcHd.' }),
+});
+
+const Attempt = Type.Object({
+  attempt: Type.Integer({ description: '1 for the first attempt.' }),
+  started_at: DateTime(),
+  duration_ms: Type.Integer(),
+  status_code: NullableInteger({ description: 'HTTP status of the answer; null when there was none.' }),
+  error_class: Type.Unsafe<string | null>({
+    type: ['string', 'null'],
+    enum: ['timeout', 'dns', 'connect_refused', 'tls', 'reset', 'blocked_address', 'network', null],
+    description: 'Why there was no answer.',
+  }),
+  error: NullableString(),
+  response_body: NullableString({ description: 'First 1 KiB of the answer body.' }),
+});
+
+export const DeliveryStatusSchema = StringEnum(['pending', 'in_flight', 'delivered', 'failed', 'cancelled'] as const, {
+  description: 'pending: an attempt is due at next_attempt_at; failed: all attempts used or a final answer; cancelled: endpoint deleted.',
+});
+
+export const Delivery = Type.Object({
+  id: Type.String({ pattern: '^dlv_[A-Za-z0-9]+$' }),
+  event_id: Type.String({ description: 'Sent as X-PolyAI-Event-ID on every attempt.' }),
+  event_type: WebhookEventType,
+  status: DeliveryStatusSchema,
+  attempt_count: Type.Integer(),
+  next_attempt_at: NullableDateTime(),
+  last_error: NullableString(),
+  created_at: DateTime(),
+  updated_at: DateTime(),
+  attempts: Type.Array(Attempt),
+});
+
+export const DeliveryList = Type.Object({ data: Type.Array(Delivery) });
+export const DeliveryQuery = Type.Object({
+  status: Type.Optional(DeliveryStatusSchema),
+  event_type: Type.Optional(WebhookEventType),
+});
+
+export const TestDeliveryResult = Type.Object({
+  delivered: Type.Boolean({ description: 'True when the endpoint answered 2xx within its timeout.' }),
+  event_id: Type.String(),
+  status_code: NullableInteger(),
+  error_class: Attempt.properties.error_class,
+  error: NullableString(),
+  duration_ms: Type.Integer(),
+  response_body: NullableString(),
+});
+
+export const WebhookAlertPayload = Type.Object({
+  id: Type.String({ pattern: RULE_ID_PATTERN, description: 'The rule that fired or resolved.' }),
+  name: Type.String(),
+  project_id: Type.Optional(NullableString()),
+  metric: Metric,
+  operator: ComparisonOperator,
+  threshold_value: Type.Integer(),
+  window_duration: Type.Optional(WindowDuration),
+  current_value: Type.Optional(NullableInteger()),
+  previous_state: Type.Optional(
+    Type.Unsafe<string | null>({ type: ['string', 'null'], enum: ['ok', 'alert', 'no_data', 'unknown', null] }),
+  ),
+  triggered_at: DateTime({ description: 'When the rule started firing.' }),
+  resolved_at: Type.Optional(DateTime({ description: 'On alerts.resolved: when it stopped.' })),
+});
+
+export const WebhookEventBody = Type.Object(
+  {
+    id: Type.Optional(Type.String({ description: 'Event id, also in X-PolyAI-Event-ID.' })),
+    event_type: WebhookEventType,
+    created_at: Type.Optional(DateTime()),
+    test: Type.Optional(Type.Boolean({ description: 'Present and true on events sent by POST .../test.' })),
+    alert: WebhookAlertPayload,
+  },
+  {
+    description:
+      'Body of every webhook. Headers: X-PolyAI-Timestamp (Unix seconds), X-PolyAI-Signature (hex HMAC-SHA256 of ' +
+      '"{timestamp}.{raw body}" keyed with the signing secret), X-PolyAI-Event-ID (stable across retries).',
+  },
+);
