@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import secureJson from 'secure-json-parse';
 import { Type } from 'typebox';
@@ -67,6 +67,18 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
     return503OnClosing: true,
+    // Long but well-formed IDs reach the route and get the contract's 404, not a 414.
+    maxParamLength: 512,
+    // URLs the router cannot even decode still get our JSON error shape and headers.
+    frameworkErrors: (error, request, reply) => {
+      const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
+      const message = tooLong ? 'a path segment is longer than 512 characters' : 'the URL path is not valid (bad percent-encoding)';
+      void (reply as FastifyReply)
+        .header('x-request-id', request.id)
+        .headers(SECURITY_HEADERS)
+        .status(tooLong ? 414 : 400)
+        .send({ message });
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(createValidatorCompiler());
