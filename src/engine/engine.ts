@@ -41,6 +41,9 @@ export interface EngineDeps {
   onEventCommitted?: () => void;
 }
 
+/** The outcome of an evaluation that has just run. */
+type Evaluated = RuleEvaluation & { last_evaluated_at: string };
+
 interface Entry {
   rule: AlertRule;
   scopeKey: string;
@@ -111,7 +114,7 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
     if (set?.size === 0) rulesByScope.delete(entry.scopeKey);
   }
 
-  function eventFor(entry: Entry, type: AlertEvent['event_type'], previous: RuleEvaluation, next: RuleEvaluation): AlertEvent {
+  function eventFor(entry: Entry, type: AlertEvent['event_type'], previous: RuleEvaluation, next: Evaluated): AlertEvent {
     const { rule } = entry;
     const id = newId(ID_PREFIX.event);
     const at = next.last_evaluated_at;
@@ -148,7 +151,7 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
     const value = measure(entry.rule, scopes.get(entry.scopeKey), now);
     const state = stateOf(value, entry.rule);
     const at = toIso(now);
-    const next: RuleEvaluation = {
+    const next: Evaluated = {
       current_state: state,
       since: state === previous.current_state && previous.since !== null ? previous.since : at,
       last_evaluated_at: at,
@@ -277,7 +280,8 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
         const evaluation: RuleEvaluation = {
           current_state: 'unknown',
           since: rule.current_state === 'unknown' && rule.since !== null ? rule.since : toIso(now),
-          last_evaluated_at: existing?.evaluation.last_evaluated_at ?? rule.last_evaluated_at ?? toIso(now),
+          // A rule that was never evaluated (created disabled) keeps null.
+          last_evaluated_at: existing?.evaluation.last_evaluated_at ?? rule.last_evaluated_at,
           current_value: null,
         };
         await enqueue(() => store.alertRules.saveEvaluation(rule.account_id, rule.id, evaluation));

@@ -41,7 +41,8 @@ export interface AlertRulesRepository {
 export interface RuleEvaluation {
   current_state: AlertState;
   since: string | null;
-  last_evaluated_at: string;
+  /** Null for a rule that has never been evaluated (one created disabled). */
+  last_evaluated_at: string | null;
   current_value: number | null;
 }
 
