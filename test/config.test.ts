@@ -18,6 +18,14 @@ describe('loadConfig', () => {
       secretKey: undefined,
       shutdownTimeoutMs: 10_000,
       authCacheTtlMs: 5_000,
+      evaluationIntervalMs: 1_000,
+      delivery: {
+        workerEnabled: true,
+        retrySchedule: [0, 60_000, 300_000, 900_000, 3_600_000, 14_400_000],
+        allowedCidrs: [],
+        concurrency: 64,
+        perEndpointConcurrency: 8,
+      },
     });
   });
 
@@ -33,6 +41,7 @@ describe('loadConfig', () => {
         ALERTS_SECRET_KEY: SECRET,
         ALERTS_SHUTDOWN_TIMEOUT_MS: '2500',
         ALERTS_AUTH_CACHE_TTL_MS: '0',
+        ALERTS_EVALUATION_INTERVAL_MS: '250',
       },
       CWD,
     );
@@ -46,12 +55,25 @@ describe('loadConfig', () => {
       secretKey: SECRET,
       shutdownTimeoutMs: 2500,
       authCacheTtlMs: 0,
+      evaluationIntervalMs: 250,
+      delivery: {
+        workerEnabled: true,
+        retrySchedule: [0, 60_000, 300_000, 900_000, 3_600_000, 14_400_000],
+        allowedCidrs: [],
+        concurrency: 64,
+        perEndpointConcurrency: 8,
+      },
     });
   });
 
   it('accepts PORT 0 (any free port) and 65535', () => {
     expect(loadConfig({ PORT: '0' }, CWD).port).toBe(0);
     expect(loadConfig({ PORT: '65535' }, CWD).port).toBe(65535);
+  });
+
+  it('accepts ALERTS_EVALUATION_INTERVAL_MS from 0 (no timer) to 60000', () => {
+    expect(loadConfig({ ALERTS_EVALUATION_INTERVAL_MS: '0' }, CWD).evaluationIntervalMs).toBe(0);
+    expect(loadConfig({ ALERTS_EVALUATION_INTERVAL_MS: '60000' }, CWD).evaluationIntervalMs).toBe(60_000);
   });
 
   it('ignores variables it does not know', () => {
@@ -85,6 +107,10 @@ describe('loadConfig', () => {
     ['ALERTS_SHUTDOWN_TIMEOUT_MS', 'soon'],
     ['ALERTS_AUTH_CACHE_TTL_MS', '-1'],
     ['ALERTS_AUTH_CACHE_TTL_MS', '300001'],
+    ['ALERTS_EVALUATION_INTERVAL_MS', '-1'],
+    ['ALERTS_EVALUATION_INTERVAL_MS', '60001'],
+    ['ALERTS_EVALUATION_INTERVAL_MS', '1.5'],
+    ['ALERTS_EVALUATION_INTERVAL_MS', 'often'],
     ['DATABASE_URL', ''],
   ])('rejects %s=%j with a ConfigError naming it', (name, value) => {
     expect(() => loadConfig({ [name]: value }, CWD)).toThrow(ConfigError);

@@ -58,9 +58,16 @@ export function testClock(start = Date.parse('2026-03-15T10:30:00.000Z')): Clock
  * published OpenAPI document; a mismatch fails the test.
  */
 export async function startTestServer(
-  options: { env?: Record<string, string>; clock?: Clock; validate?: boolean; lookup?: LookupFunction } = {},
+  options: {
+    env?: Record<string, string>;
+    clock?: Clock;
+    validate?: boolean;
+    lookup?: LookupFunction;
+    /** Use this directory (and its alerts.db) instead of a fresh one, and keep it on close: for restarts. */
+    dir?: string;
+  } = {},
 ): Promise<TestServer> {
-  const dir = mkdtempSync(join(tmpdir(), 'alerts-test-'));
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'alerts-test-'));
   const dbPath = join(dir, 'alerts.db');
   // No evaluation timer: tests move the clock and call service.engine.tick() themselves.
   const config = loadConfig({
@@ -116,7 +123,7 @@ export async function startTestServer(
     request,
     async close() {
       await service.close();
-      rmSync(dir, { recursive: true, force: true });
+      if (options.dir === undefined) rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { TelemetryService } from '../../domain/telemetry-service.js';
 import { errorResponses, TelemetryAccepted, TelemetryBatch } from '../schemas.js';
+import { fieldErrors } from '../validation.js';
 
 /** A full batch of 10,000 events with long project ids fits comfortably. */
 export const TELEMETRY_BODY_LIMIT_BYTES = 8 * 1024 * 1024;
@@ -10,6 +11,9 @@ export const telemetryRoutes: FastifyPluginAsyncTypebox<{ telemetry: TelemetrySe
     '/v1/telemetry/events',
     {
       bodyLimit: TELEMETRY_BODY_LIMIT_BYTES,
+      // A schema failure is answered by the handler, so that it can name the other bad
+      // items of the batch as well (at most 100 problems listed).
+      attachValidation: true,
       schema: {
         tags: ['Telemetry'],
         operationId: 'ingestTelemetryEvents',
@@ -22,6 +26,13 @@ export const telemetryRoutes: FastifyPluginAsyncTypebox<{ telemetry: TelemetrySe
         response: { 202: TelemetryAccepted, ...errorResponses(400, 401, 413, 415, 500) },
       },
     },
-    async (request, reply) => reply.status(202).send({ accepted: await telemetry.ingest(request.accountId, request.body.events) }),
+    async (request, reply) => {
+      if (request.validationError) {
+        const { validation } = request.validationError;
+        if (!validation) throw request.validationError;
+        throw telemetry.rejectInvalid(request.body, fieldErrors(validation as Parameters<typeof fieldErrors>[0]));
+      }
+      return reply.status(202).send({ accepted: await telemetry.ingest(request.accountId, request.body.events) });
+    },
   );
 };
