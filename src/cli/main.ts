@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, loadConfig } from '../config.js';
 import { DEMO_DEFAULTS, demoCommand, type DemoOptions, type IncidentKind } from './demo.js';
 import { createKey, listKeys, revokeKey } from './keys.js';
+import { registerListenCommand } from './listen.js';
 import { serve } from './serve.js';
 
 const out = (line: string) => process.stdout.write(line + '\n');
@@ -104,5 +105,7 @@ program
       return demoCommand(demo, out).catch(fail);
     },
   );
+
+registerListenCommand(program, out, fail);
 
 await program.parseAsync(process.argv);
