@@ -164,9 +164,10 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     if (queue && queue.length === 0) queues.delete(endpointId);
   }
 
-  async function fillOnce(): Promise<void> {
+  /** Returns how many deliveries it claimed. */
+  async function fillOnce(): Promise<number> {
     const capacity = deps.concurrency - held;
-    if (stopping || capacity <= 0) return;
+    if (stopping || capacity <= 0) return 0;
     const roomFor = (id: string) => deps.perEndpointConcurrency - sendingTo(id) - (queues.get(id)?.length ?? 0);
     const full = [...new Set([...sendingPerEndpoint.keys(), ...queues.keys()])].filter((id) => roomFor(id) <= 0);
     const claimed = await store.deliveries.claimDue(clock.now(), capacity, LEASE_MS, roomFor, full);
@@ -178,6 +179,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     }
     for (const endpointId of new Set(claimed.map((d) => d.endpoint_id))) pump(endpointId);
     if (claimed.length === capacity) fillAgain = true;
+    return claimed.length;
   }
 
   async function fill(): Promise<void> {
@@ -187,10 +189,11 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     }
     filling = (async () => {
       let failed = false;
+      let claimed = 0;
       do {
         fillAgain = false;
         try {
-          await fillOnce();
+          claimed = await fillOnce();
         } catch (error) {
           failed = true;
           logger.error({ err: error }, 'claiming webhook deliveries failed; retrying after the poll interval');
@@ -198,7 +201,11 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       } while (fillAgain && !failed && !stopping);
       if (!stopping) {
         const next = failed ? null : await store.deliveries.nextDueAt().catch(() => null);
-        const wait = next === null ? deps.pollIntervalMs : Math.min(deps.pollIntervalMs, next - clock.now());
+        let wait = next === null ? deps.pollIntervalMs : Math.min(deps.pollIntervalMs, next - clock.now());
+        // Due work that the last pass could not claim while attempts are running is waiting for
+        // a free slot (global or of its endpoint). A finishing attempt looks again at once
+        // (schedule(0) in pump), so looking again now would only spin on the database.
+        if (wait <= 0 && claimed === 0 && held > 0) wait = deps.pollIntervalMs;
         schedule(failed ? deps.pollIntervalMs : wait);
       }
     })().finally(() => {

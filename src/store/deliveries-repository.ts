@@ -63,7 +63,10 @@ export interface DeliveriesRepository {
   release(ids: readonly string[], now: number, nowIso: string): Promise<void>;
   /** Start-up in single-process mode: no other worker can hold a claim, so all go back. */
   releaseAllInFlight(now: number, nowIso: string): Promise<number>;
-  /** Earliest next attempt among pending deliveries, to know when to wake up. */
+  /**
+   * Earliest next attempt among the pending deliveries claimDue could take (those of enabled
+   * endpoints), to know when to wake up.
+   */
   nextDueAt(): Promise<number | null>;
   list(accountId: string, endpointId: string, filter: { status?: DeliveryStatus; event_type?: string }, limit: number): Promise<Delivery[]>;
   get(accountId: string, endpointId: string, id: string): Promise<Delivery | undefined>;
@@ -132,13 +135,17 @@ export async function insertDeliveriesForEvent(
   return subscribed.length;
 }
 
-/** Cancels the pending deliveries of an endpoint being deleted (same transaction). */
+/**
+ * Cancels the unfinished deliveries of an endpoint being deleted (same transaction). One
+ * in flight is cancelled too: its attempt may still complete, but recordAttempt leaves a
+ * cancelled delivery cancelled, so it is never rescheduled for an endpoint that is gone.
+ */
 export async function cancelPendingDeliveries(trx: Transaction<Database>, endpointId: string, nowIso: string): Promise<void> {
   await trx
     .updateTable('webhook_deliveries')
-    .set({ status: 'cancelled', next_attempt_at: null, updated_at: nowIso, last_error: 'endpoint deleted' })
+    .set({ status: 'cancelled', next_attempt_at: null, locked_until: null, updated_at: nowIso, last_error: 'endpoint deleted' })
     .where('endpoint_id', '=', endpointId)
-    .where('status', '=', 'pending')
+    .where('status', 'in', ['pending', 'in_flight'])
     .execute();
 }
 
@@ -244,10 +251,14 @@ export function createDeliveriesRepository(db: Kysely<Database>): DeliveriesRepo
     },
 
     async nextDueAt() {
+      // Same endpoint condition as claimDue: a disabled endpoint's held retries are never
+      // claimed, so counting them would make the worker wake up at once, again and again.
       const row = await db
-        .selectFrom('webhook_deliveries')
-        .select((eb) => eb.fn.min('next_attempt_at').as('next'))
-        .where('status', '=', 'pending')
+        .selectFrom('webhook_deliveries as d')
+        .innerJoin('webhook_endpoints as e', 'e.id', 'd.endpoint_id')
+        .select((eb) => eb.fn.min('d.next_attempt_at').as('next'))
+        .where('d.status', '=', 'pending')
+        .where('e.enabled', '=', 1)
         .executeTakeFirst();
       return row?.next === null || row?.next === undefined ? null : Number(row.next);
     },
