@@ -25,7 +25,7 @@ export interface DemoOptions {
 
 export const DEMO_DEFAULTS = {
   url: 'http://127.0.0.1:8080',
-  durationS: 100,
+  durationS: 120,
   seed: 1,
   incident: 'latency' as IncidentKind,
   incidentAtS: 20,
@@ -37,7 +37,7 @@ export const DEMO_DEFAULTS = {
 const LATENCY_THRESHOLD_MS = 2000;
 const API_ERRORS_THRESHOLD = 20;
 const SLOW_TURN_MULTIPLIER = 5;
-const ERROR_MULTIPLIER = 25;
+const ERROR_MULTIPLIER = 50;
 const SEND_EVERY_MS = 1000;
 const POLL_EVERY_MS = 500;
 const STATUS_EVERY_MS = 5000;
@@ -120,7 +120,8 @@ export async function runDemo(options: DemoOptions, deps: DemoDeps): Promise<voi
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
     } catch (error) {
-      throw new DemoError(`cannot reach the service at ${base} (${(error as Error).message}); is it running (npm start)?`);
+      const cause = (error as Error & { cause?: { message?: string } }).cause?.message;
+      throw new DemoError(`cannot reach the service at ${base} (${cause ?? (error as Error).message}); is it running (npm start)?`);
     }
     const text = await res.text();
     if (res.status === 401) {
@@ -197,11 +198,11 @@ export async function runDemo(options: DemoOptions, deps: DemoDeps): Promise<voi
       out(`        because this project's window holds only the demo's own traffic.`);
     }
     if (options.incident !== 'latency') {
-      out(`  ${options.incidentAtS} s  error incident: API errors ${ERROR_MULTIPLIER}x as frequent; the 5-minute count passes ${API_ERRORS_THRESHOLD} within seconds.`);
+      out(`  ${options.incidentAtS} s  error incident: API errors (and function errors, crashes) ${ERROR_MULTIPLIER}x as frequent; the 5-minute count passes ${API_ERRORS_THRESHOLD} within seconds.`);
     }
     out(`  ${options.incidentAtS + options.incidentForS} s  the incident ends.`);
     if (options.incident !== 'errors') {
-      out(`        The p95 resolves once healthy turns dilute the slow ones below 5% of the window (about 40 s later with the defaults),`);
+      out(`        The p95 resolves once healthy turns dilute the slow ones below 5% of the window (about a minute later with the defaults),`);
       out(`        or at the latest when the slow turns are older than 5 minutes.`);
     }
     if (options.incident !== 'latency') {
@@ -209,6 +210,7 @@ export async function runDemo(options: DemoOptions, deps: DemoDeps): Promise<voi
     }
     out(`  ${options.durationS} s  the demo deletes its rules and exits (Ctrl-C does the same earlier).`);
     out('Rules are evaluated as each batch is accepted; state changes below are seen by polling GET /v1/alert-rules every 500 ms.');
+    out('Near the threshold a value can cross back and forth for a moment: every crossing is a state change, and is shown.');
     out('');
 
     const stop = new AbortController();
@@ -320,7 +322,7 @@ export async function runDemo(options: DemoOptions, deps: DemoDeps): Promise<voi
 function describe(options: DemoOptions): string {
   const parts: string[] = [];
   if (options.incident !== 'errors') parts.push(`${Math.round(options.incidentRatio * 100)}% of turns ${SLOW_TURN_MULTIPLIER}x slower`);
-  if (options.incident !== 'latency') parts.push(`API errors ${ERROR_MULTIPLIER}x as frequent`);
+  if (options.incident !== 'latency') parts.push(`API errors, function errors and crashes ${ERROR_MULTIPLIER}x as frequent`);
   return parts.join(', ');
 }
 

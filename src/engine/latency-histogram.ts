@@ -51,10 +51,19 @@ export function addLatency(bins: SparseBins, latencyMs: number): void {
   bins.set(bin, (bins.get(bin) ?? 0) + 1);
 }
 
-/** Dense histogram of a window: counts per bin. */
+/** Bins added on each side when the covered range grows, so growing is rare. */
+const GROW_SLACK = 32;
+
+/**
+ * Dense histogram of a window: counts per bin. Only the range of bins in use is allocated,
+ * grown on demand: a scope's latencies span a few hundred of the BIN_COUNT bins, and every
+ * window of every scope holds one of these (memory with many accounts).
+ */
 export class LatencyHistogram {
-  // Allocated on first use: most windows of most scopes never see a turn.
+  // Counts of bins lo .. lo + counts.length - 1. Allocated on first use: most windows of
+  // most scopes never see a turn.
   private counts: Uint32Array | undefined;
+  private lo = 0;
   private total = 0;
 
   get count(): number {
@@ -63,11 +72,23 @@ export class LatencyHistogram {
 
   /** Adds (sign 1) or removes (sign -1) a second's latencies. */
   apply(bins: SparseBins, sign: 1 | -1): void {
-    const counts = (this.counts ??= new Uint32Array(BIN_COUNT));
     for (const [bin, n] of bins) {
-      counts[bin]! += sign * n;
+      this.cover(bin)[bin - this.lo]! += sign * n;
       this.total += sign * n;
     }
+  }
+
+  /** The counts, grown first if they do not cover `bin`. */
+  private cover(bin: number): Uint32Array {
+    const counts = this.counts;
+    if (counts && bin >= this.lo && bin < this.lo + counts.length) return counts;
+    const lo = Math.max(0, Math.min(bin, counts ? this.lo : bin) - GROW_SLACK);
+    const hi = Math.min(BIN_COUNT, Math.max(bin + 1, counts ? this.lo + counts.length : 0) + GROW_SLACK);
+    const grown = new Uint32Array(hi - lo);
+    if (counts) grown.set(counts, this.lo - lo);
+    this.counts = grown;
+    this.lo = lo;
+    return grown;
   }
 
   /**
@@ -75,13 +96,14 @@ export class LatencyHistogram {
    * rounded to whole ms it is within 1% of the exact one. Undefined when empty.
    */
   quantile(q: number): number | undefined {
-    if (this.total <= 0 || !this.counts) return undefined;
+    const counts = this.counts;
+    if (this.total <= 0 || !counts) return undefined;
     const rank = Math.floor(q * (this.total - 1));
     let seen = 0;
-    for (let bin = 0; bin < BIN_COUNT; bin++) {
-      seen += this.counts[bin]!;
-      if (rank < seen) return binValue(bin);
+    for (let i = 0; i < counts.length; i++) {
+      seen += counts[i]!;
+      if (rank < seen) return binValue(this.lo + i);
     }
-    return binValue(BIN_COUNT - 1);
+    return binValue(this.lo + counts.length - 1);
   }
 }
