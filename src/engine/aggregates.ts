@@ -51,10 +51,13 @@ export function decodeDeltas(text: string): SecondDelta[] {
   });
 }
 
-interface Bucket {
-  counts: Record<Counter, number>;
-  latencies: SparseBins;
-}
+/**
+ * One second of one scope, as a flat array to keep memory low with many scopes (a Map and
+ * two objects per second cost several times more): the COUNTERS in order, then
+ * [bin, count] pairs of the latencies.
+ */
+type Bucket = number[];
+const PAIRS_AT = COUNTERS.length;
 
 interface Window {
   seconds: number;
@@ -74,11 +77,17 @@ const FUTURE_SECONDS = MAX_FUTURE_MS / 1000;
  * Per-second buckets of one scope (an account, or one project of it) and the running sums
  * of its three windows. A window at head second H covers the seconds (H - length, H]:
  * windows are resolved to whole seconds, so an event exactly a window old is out.
+ *
+ * An account scope stores only the seconds of events without a project; the seconds of its
+ * projects live in their own scopes (its `children`) and are read from there when they
+ * enter or leave the account's windows, so no second is stored twice.
  */
 export class ScopeAggregates {
   private readonly buckets = new Map<number, Bucket>();
   private readonly windows: Record<WindowDuration, Window>;
   private head: number;
+  /** Project scopes whose seconds also count in this (account) scope's windows. */
+  readonly children = new Set<ScopeAggregates>();
   /** Receipt time (epoch ms) of the scope's latest telemetry. */
   lastSeenAt: number;
 
@@ -94,19 +103,27 @@ export class ScopeAggregates {
     return this.buckets.size === 0;
   }
 
+  /** Stores a second's delta here and counts it in the windows it falls in. */
   add(delta: SecondDelta): void {
-    if (delta.second <= this.head - LONGEST_WINDOW_SECONDS || delta.second > this.head + FUTURE_SECONDS + 1) return;
+    if (!this.accepts(delta.second)) return;
     let bucket = this.buckets.get(delta.second);
     if (!bucket) {
-      bucket = { counts: emptyCounts(), latencies: new Map() };
+      bucket = COUNTERS.map(() => 0);
       this.buckets.set(delta.second, bucket);
     }
-    for (const c of COUNTERS) bucket.counts[c] += delta.counts[c];
-    for (const [bin, n] of delta.latencies) bucket.latencies.set(bin, (bucket.latencies.get(bin) ?? 0) + n);
-    // A late event inside a window counts at once; a future one waits for the head.
-    for (const window of Object.values(this.windows)) {
-      if (delta.second > this.head - window.seconds && delta.second <= this.head) this.applyTo(window, delta, 1);
+    COUNTERS.forEach((c, i) => (bucket[i]! += delta.counts[c]));
+    for (const [bin, n] of delta.latencies) {
+      let at = PAIRS_AT;
+      while (at < bucket.length && bucket[at] !== bin) at += 2;
+      if (at < bucket.length) bucket[at + 1]! += n;
+      else bucket.push(bin, n);
     }
+    this.countInWindows(delta);
+  }
+
+  /** Counts a delta stored in a child scope: only the windows change. */
+  addFromChild(delta: SecondDelta): void {
+    if (this.accepts(delta.second)) this.countInWindows(delta);
   }
 
   /** Moves the head to `second`: seconds entering the windows are added, leaving ones removed. */
@@ -114,23 +131,33 @@ export class ScopeAggregates {
     if (second <= this.head) return;
     const from = this.head;
     this.head = second;
-    // After a long idle period only the stored buckets matter, not every second in between.
-    const sparse = second - from > this.buckets.size;
-    const each = (lo: number, hi: number, visit: (bucket: Bucket) => void) => {
-      if (sparse) {
-        for (const [s, bucket] of this.buckets) if (s > lo && s <= hi) visit(bucket);
-      } else {
-        for (let s = lo + 1; s <= hi; s++) {
-          const bucket = this.buckets.get(s);
-          if (bucket) visit(bucket);
+    const sources = [this.buckets, ...[...this.children].map((child) => child.buckets)];
+    for (const buckets of sources) {
+      // After a long idle period only the stored buckets matter, not every second in between.
+      const sparse = second - from > buckets.size;
+      const each = (lo: number, hi: number, visit: (bucket: Bucket) => void) => {
+        if (sparse) {
+          for (const [s, bucket] of buckets) if (s > lo && s <= hi) visit(bucket);
+        } else {
+          for (let s = lo + 1; s <= hi; s++) {
+            const bucket = buckets.get(s);
+            if (bucket) visit(bucket);
+          }
         }
+      };
+      for (const window of Object.values(this.windows)) {
+        each(from, second, (bucket) => this.applyTo(window, bucket, 1));
+        each(from - window.seconds, second - window.seconds, (bucket) => this.applyTo(window, bucket, -1));
       }
-    };
-    for (const window of Object.values(this.windows)) {
-      each(from, second, (bucket) => this.applyTo(window, bucket, 1));
-      each(from - window.seconds, second - window.seconds, (bucket) => this.applyTo(window, bucket, -1));
     }
-    for (const s of this.buckets.keys()) if (s <= second - LONGEST_WINDOW_SECONDS) this.buckets.delete(s);
+  }
+
+  /**
+   * Drops seconds older than the longest window. Called after every scope has advanced:
+   * an account scope may still need a child's second while advancing.
+   */
+  prune(second: number): void {
+    for (const s of this.buckets.keys()) if (s <= second - LONGEST_WINDOW_SECONDS - 1) this.buckets.delete(s);
   }
 
   count(counter: Counter, window: WindowDuration): number {
@@ -141,8 +168,22 @@ export class ScopeAggregates {
     return this.windows[window].histogram.quantile(q);
   }
 
+  /** A late event inside a window counts at once; a future one waits for the head. */
+  private countInWindows(delta: SecondDelta): void {
+    for (const window of Object.values(this.windows)) {
+      if (delta.second > this.head - window.seconds && delta.second <= this.head) {
+        for (const c of COUNTERS) window.counts[c] += delta.counts[c];
+        if (delta.latencies.size > 0) window.histogram.apply(delta.latencies, 1);
+      }
+    }
+  }
+
+  private accepts(second: number): boolean {
+    return second > this.head - LONGEST_WINDOW_SECONDS && second <= this.head + FUTURE_SECONDS + 1;
+  }
+
   private applyTo(window: Window, bucket: Bucket, sign: 1 | -1): void {
-    for (const c of COUNTERS) window.counts[c] += sign * bucket.counts[c];
-    if (bucket.latencies.size > 0) window.histogram.apply(bucket.latencies, sign);
+    COUNTERS.forEach((c, i) => (window.counts[c] += sign * bucket[i]!));
+    if (bucket.length > PAIRS_AT) window.histogram.applyPairs(bucket, PAIRS_AT, sign);
   }
 }

@@ -87,16 +87,24 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
     return scope;
   }
 
+  /** A project's scope, linked to its account's scope (which reads the project's seconds). */
+  function projectScopeFor(accountId: string, project: string, now: number, lastSeenAt: number): ScopeAggregates {
+    const scope = scopeFor(projectScopeKey(accountId, project), now, lastSeenAt);
+    scopeFor(accountScopeKey(accountId), now, lastSeenAt).children.add(scope);
+    return scope;
+  }
+
   /** Adds deltas to the project scopes and the account scope; returns the scope keys touched. */
   function apply(accountId: string, deltas: readonly SecondDelta[], receivedAt: number, now: number): Set<string> {
     const touched = new Set<string>([accountScopeKey(accountId)]);
     const account = scopeFor(accountScopeKey(accountId), now, receivedAt);
     for (const delta of deltas) {
-      account.add(delta);
-      if (delta.project !== null) {
-        const key = projectScopeKey(accountId, delta.project);
-        scopeFor(key, now, receivedAt).add(delta);
-        touched.add(key);
+      if (delta.project === null) {
+        account.add(delta);
+      } else {
+        projectScopeFor(accountId, delta.project, now, receivedAt).add(delta);
+        account.addFromChild(delta);
+        touched.add(projectScopeKey(accountId, delta.project));
       }
     }
     return touched;
@@ -192,9 +200,14 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
   async function pass(): Promise<void> {
     const now = clock.now();
     const second = Math.floor(now / 1000);
+    for (const scope of scopes.values()) scope.advance(second);
     for (const [key, scope] of scopes) {
-      scope.advance(second);
-      if (scope.isEmpty && scope.lastSeenAt <= now - SCOPE_KNOWN_FOR_MS) scopes.delete(key);
+      scope.prune(second);
+      if (scope.isEmpty && scope.children.size === 0 && scope.lastSeenAt <= now - SCOPE_KNOWN_FOR_MS) {
+        scopes.delete(key);
+        const accountKey = key.includes('\u0000') ? accountScopeKey(key.slice(0, key.indexOf('\u0000'))) : undefined;
+        if (accountKey) scopes.get(accountKey)?.children.delete(scope);
+      }
     }
     const pending: Promise<unknown>[] = [];
     for (const entry of entries.values()) {
@@ -213,11 +226,15 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
     async start() {
       const now = clock.now();
       for (const scope of await store.telemetry.scopesSeenSince(now - SCOPE_KNOWN_FOR_MS)) {
-        const key = scope.project_key === '' ? accountScopeKey(scope.account_id) : projectScopeKey(scope.account_id, scope.project_key);
-        scopeFor(key, now, Number(scope.last_seen_at));
+        if (scope.project_key === '') scopeFor(accountScopeKey(scope.account_id), now, Number(scope.last_seen_at));
+        else projectScopeFor(scope.account_id, scope.project_key, now, Number(scope.last_seen_at));
       }
-      for (const batch of await store.telemetry.batchesSince(now - REPLAY_MS)) {
-        apply(batch.account_id, decodeDeltas(batch.deltas), Number(batch.received_at), now);
+      // In pages, so an hour of telemetry is never all in memory at once as text.
+      for (let afterSeq = 0; ; ) {
+        const page = await store.telemetry.batchesSince(now - REPLAY_MS, afterSeq, 2000);
+        for (const batch of page) apply(batch.account_id, decodeDeltas(batch.deltas), Number(batch.received_at), now);
+        if (page.length < 2000) break;
+        afterSeq = page[page.length - 1]!.seq;
       }
       for (const rule of await store.alertRules.listEnabled()) {
         const entry: Entry = {

@@ -78,6 +78,16 @@ export class LatencyHistogram {
     }
   }
 
+  /** Adds or removes latencies given as [bin, count] pairs from `pairs[from]` on. */
+  applyPairs(pairs: readonly number[], from: number, sign: 1 | -1): void {
+    for (let i = from; i < pairs.length; i += 2) {
+      const bin = pairs[i]!;
+      const n = pairs[i + 1]!;
+      this.cover(bin)[bin - this.lo]! += sign * n;
+      this.total += sign * n;
+    }
+  }
+
   /** The counts, grown first if they do not cover `bin`. */
   private cover(bin: number): Uint32Array {
     const counts = this.counts;

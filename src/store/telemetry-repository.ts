@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from './schema.js';
 
 export interface StoredBatch {
+  seq: number;
   account_id: string;
   received_at: number;
   deltas: string;
@@ -17,7 +18,8 @@ export interface StoredScope {
 export interface TelemetryRepository {
   /** Stores a batch's deltas and marks its scopes as seen, in one transaction. */
   record(accountId: string, receivedAt: number, deltas: string, projects: readonly string[]): Promise<void>;
-  batchesSince(receivedAfter: number): Promise<StoredBatch[]>;
+  /** Batches received after the time, in order, `limit` at a time after sequence `afterSeq`. */
+  batchesSince(receivedAfter: number, afterSeq: number, limit: number): Promise<StoredBatch[]>;
   scopesSeenSince(seenAfter: number): Promise<StoredScope[]>;
   /** Deletes batches received before the time; returns how many. */
   pruneBefore(receivedBefore: number): Promise<number>;
@@ -37,12 +39,14 @@ export function createTelemetryRepository(db: Kysely<Database>): TelemetryReposi
           .execute();
       });
     },
-    batchesSince: (receivedAfter) =>
+    batchesSince: (receivedAfter, afterSeq, limit) =>
       db
         .selectFrom('telemetry_batches')
-        .select(['account_id', 'received_at', 'deltas'])
+        .select(['seq', 'account_id', 'received_at', 'deltas'])
         .where('received_at', '>', receivedAfter)
+        .where('seq', '>', afterSeq)
         .orderBy('seq')
+        .limit(limit)
         .execute(),
     scopesSeenSince: (seenAfter) =>
       db.selectFrom('telemetry_scopes').selectAll().where('last_seen_at', '>', seenAfter).execute(),
