@@ -94,7 +94,14 @@ export function guardedConnector(guard: AddressGuard, lookup: LookupFunction = d
         tcp.destroy();
         return finish(new BlockedAddressError(refusal));
       }
-      const tls = tlsConnect({ socket: tcp, servername: isIP(host) ? undefined : (options.servername ?? host), ALPNProtocols: ['http/1.1'] });
+      // `host` is what the certificate is checked against: without it Node checks an
+      // IP-literal URL against "localhost". SNI is only sent for names, never for IPs.
+      const tls = tlsConnect({
+        socket: tcp,
+        host,
+        servername: isIP(host) ? undefined : (options.servername ?? host),
+        ALPNProtocols: ['http/1.1'],
+      });
       tls.once('error', (error) => finish(error));
       tls.once('secureConnect', () => finish(null, tls));
     });

@@ -75,21 +75,24 @@ export function eventProblems(input: unknown, index: number, now: number): { fie
 }
 
 /**
- * Checks what the schema cannot and converts the batch; returns every problem when any
- * item is bad.
+ * Checks what the schema cannot and converts the batch in one pass (each timestamp is
+ * parsed once); returns every problem when any item is bad.
  */
 export function parseTelemetryBatch(
   inputs: readonly TelemetryEventInput[],
   now: number,
 ): { events: TelemetryEvent[] } | { errors: { field: string; message: string }[] } {
-  const errors = inputs.flatMap((input, i) => eventProblems(input, i, now));
-  if (errors.length > 0) return { errors };
-  return {
-    events: inputs.map((input) => ({
-      type: input.type,
-      project_id: input.project_id ?? null,
-      time: input.timestamp === undefined ? now : Date.parse(input.timestamp),
-      latency_ms: input.latency_ms ?? null,
-    })),
-  };
+  const events: TelemetryEvent[] = new Array(inputs.length);
+  let errors: { field: string; message: string }[] | undefined;
+  for (let i = 0; i < inputs.length; i++) {
+    const input = inputs[i]!;
+    const time = input.timestamp === undefined ? now : Date.parse(input.timestamp);
+    const latency = input.latency_ms ?? null;
+    if (Number.isNaN(time) || time > now + MAX_FUTURE_MS || time <= now - MAX_AGE_MS || (input.type === 'turn') !== (latency !== null)) {
+      (errors ??= []).push(...eventProblems(input, i, now));
+      continue;
+    }
+    events[i] = { type: input.type, project_id: input.project_id ?? null, time, latency_ms: latency };
+  }
+  return errors ? { errors } : { events };
 }

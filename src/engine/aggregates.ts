@@ -17,19 +17,22 @@ const emptyCounts = (): Record<Counter, number> => ({ call: 0, call_crash: 0, tu
 
 /** Folds a batch of events into per-(project, second) deltas. */
 export function deltasOf(events: readonly TelemetryEvent[]): SecondDelta[] {
-  const byKey = new Map<string, SecondDelta>();
+  const byProject = new Map<string | null, Map<number, SecondDelta>>();
+  const deltas: SecondDelta[] = [];
   for (const event of events) {
     const second = Math.floor(event.time / 1000);
-    const key = `${event.project_id ?? '\u0001'}\u0000${second}`;
-    let delta = byKey.get(key);
+    let bySecond = byProject.get(event.project_id);
+    if (!bySecond) byProject.set(event.project_id, (bySecond = new Map()));
+    let delta = bySecond.get(second);
     if (!delta) {
       delta = { project: event.project_id, second, counts: emptyCounts(), latencies: new Map() };
-      byKey.set(key, delta);
+      bySecond.set(second, delta);
+      deltas.push(delta);
     }
     delta.counts[event.type] += 1;
     if (event.latency_ms !== null) addLatency(delta.latencies, event.latency_ms);
   }
-  return [...byKey.values()];
+  return deltas;
 }
 
 /** Compact, stable JSON form of deltas: [project, second, c, cc, t, ae, fe, [bin, n, ...]]. */

@@ -6,6 +6,7 @@ import { MAX_AGE_MS, MAX_FUTURE_MS, SCOPE_KNOWN_FOR_MS, type TelemetryEvent } fr
 import type { AlertEvent } from '../store/alert-events-repository.js';
 import type { RuleEvaluation } from '../store/alert-rules-repository.js';
 import type { Store } from '../store/store.js';
+import type { BatchRecord } from '../store/telemetry-repository.js';
 import { decodeDeltas, deltasOf, encodeDeltas, ScopeAggregates, type SecondDelta } from './aggregates.js';
 import { measure, stateOf, transitionEvent } from './evaluate.js';
 
@@ -108,6 +109,24 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
       }
     }
     return touched;
+  }
+
+  // Group commit: batches that arrive in the same turn of the event loop are written in
+  // one transaction, so concurrent senders share an fsync instead of queueing for one each.
+  let recordQueue: { batch: BatchRecord; done: (error?: unknown) => void }[] = [];
+  function recordDurably(batch: BatchRecord): Promise<void> {
+    return new Promise((resolve, reject) => {
+      recordQueue.push({ batch, done: (error) => (error === undefined ? resolve() : reject(error)) });
+      if (recordQueue.length === 1) setImmediate(flushRecords);
+    });
+  }
+  function flushRecords(): void {
+    const group = recordQueue;
+    recordQueue = [];
+    store.telemetry.record(group.map((g) => g.batch)).then(
+      () => group.forEach((g) => g.done()),
+      (error: unknown) => group.forEach((g) => g.done(error ?? new Error('recording telemetry failed'))),
+    );
   }
 
   function index(entry: Entry): void {
@@ -274,7 +293,7 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
       const receivedAt = clock.now();
       const deltas = deltasOf(events);
       const projects = [...new Set(deltas.flatMap((d) => (d.project === null ? [] : [d.project])))];
-      await store.telemetry.record(accountId, receivedAt, encodeDeltas(deltas), projects);
+      await recordDurably({ accountId, receivedAt, deltas: encodeDeltas(deltas), projects });
       const now = clock.now();
       const touched = apply(accountId, deltas, receivedAt, now);
       const pending: Promise<unknown>[] = [];

@@ -68,7 +68,7 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
     },
     return503OnClosing: true,
     // Long but well-formed IDs reach the route and get the contract's 404, not a 414.
-    maxParamLength: 512,
+    routerOptions: { maxParamLength: 512 },
     // URLs the router cannot even decode still get our JSON error shape and headers.
     frameworkErrors: (error, request, reply) => {
       const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH';

@@ -15,9 +15,16 @@ export interface StoredScope {
   last_seen_at: number;
 }
 
+export interface BatchRecord {
+  accountId: string;
+  receivedAt: number;
+  deltas: string;
+  projects: readonly string[];
+}
+
 export interface TelemetryRepository {
-  /** Stores a batch's deltas and marks its scopes as seen, in one transaction. */
-  record(accountId: string, receivedAt: number, deltas: string, projects: readonly string[]): Promise<void>;
+  /** Stores batches' deltas and marks their scopes as seen, all in one transaction. */
+  record(batches: readonly BatchRecord[]): Promise<void>;
   /** Batches received after the time, in order, `limit` at a time after sequence `afterSeq`. */
   batchesSince(receivedAfter: number, afterSeq: number, limit: number): Promise<StoredBatch[]>;
   scopesSeenSince(seenAfter: number): Promise<StoredScope[]>;
@@ -27,16 +34,33 @@ export interface TelemetryRepository {
 
 export function createTelemetryRepository(db: Kysely<Database>): TelemetryRepository {
   return {
-    record(accountId, receivedAt, deltas, projects) {
-      return db.transaction().execute(async (trx) => {
-        await trx.insertInto('telemetry_batches').values({ account_id: accountId, received_at: receivedAt, deltas }).execute();
+    async record(batches) {
+      if (batches.length === 0) return;
+      // Several requests' batches share one commit (one fsync) when they arrive together.
+      const seen = new Map<string, { account_id: string; project_key: string; last_seen_at: number }>();
+      for (const b of batches) {
+        for (const project_key of ['', ...b.projects]) {
+          const key = `${b.accountId}\u0000${project_key}`;
+          const last = seen.get(key);
+          if (!last || last.last_seen_at < b.receivedAt) seen.set(key, { account_id: b.accountId, project_key, last_seen_at: b.receivedAt });
+        }
+      }
+      await db.transaction().execute(async (trx) => {
         await trx
-          .insertInto('telemetry_scopes')
-          .values(['', ...projects].map((project_key) => ({ account_id: accountId, project_key, last_seen_at: receivedAt })))
-          .onConflict((oc) =>
-            oc.columns(['account_id', 'project_key']).doUpdateSet((eb) => ({ last_seen_at: eb.ref('excluded.last_seen_at') })),
-          )
+          .insertInto('telemetry_batches')
+          .values(batches.map((b) => ({ account_id: b.accountId, received_at: b.receivedAt, deltas: b.deltas })))
           .execute();
+        const scopes = [...seen.values()];
+        // Parameters per statement stay well below SQLite's limit.
+        for (let i = 0; i < scopes.length; i += 300) {
+          await trx
+            .insertInto('telemetry_scopes')
+            .values(scopes.slice(i, i + 300))
+            .onConflict((oc) =>
+              oc.columns(['account_id', 'project_key']).doUpdateSet((eb) => ({ last_seen_at: eb.ref('excluded.last_seen_at') })),
+            )
+            .execute();
+        }
       });
     },
     batchesSince: (receivedAfter, afterSeq, limit) =>
