@@ -37,6 +37,57 @@ export const LATENCY_METRIC_QUANTILE: Partial<Record<Metric, number>> = {
   turn_latency_p95: 0.95,
 };
 
+const DAYS_IN_MONTH = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+const digit = (text: string, at: number) => {
+  const d = text.charCodeAt(at) - 48;
+  return d >= 0 && d <= 9 ? d : NaN;
+};
+const two = (text: string, at: number) => digit(text, at) * 10 + digit(text, at + 1);
+
+/**
+ * Epoch ms of an RFC 3339 date-time (`2026-03-15T10:30:00.123Z`, `...+02:00`), or NaN when
+ * the text is not one (including impossible dates such as February 30). Parsed by hand:
+ * a telemetry batch carries up to 10,000 of them. Fractions beyond milliseconds are cut.
+ */
+export function parseRfc3339(text: string): number {
+  if (text.length < 20 || text.charCodeAt(4) !== 45 || text.charCodeAt(7) !== 45 || text.charCodeAt(13) !== 58 || text.charCodeAt(16) !== 58) return NaN;
+  const t = text.charCodeAt(10);
+  if (t !== 84 && t !== 116) return NaN;
+  const year = two(text, 0) * 100 + two(text, 2);
+  const month = two(text, 5);
+  const day = two(text, 8);
+  const hour = two(text, 11);
+  const minute = two(text, 14);
+  const second = two(text, 17);
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const maxDay = month === 2 && !leap ? 28 : DAYS_IN_MONTH[month - 1];
+  if (!(maxDay !== undefined && day >= 1 && day <= maxDay && hour <= 23 && minute <= 59 && second <= 59)) return NaN;
+  let at = 19;
+  let ms = 0;
+  if (text.charCodeAt(at) === 46) {
+    at += 1;
+    const start = at;
+    let scale = 100;
+    while (at < text.length && !Number.isNaN(digit(text, at))) {
+      ms += digit(text, at) * scale;
+      scale /= 10;
+      at += 1;
+    }
+    if (at === start) return NaN;
+    ms = Math.floor(ms);
+  }
+  let offsetMinutes = 0;
+  const zone = text.charCodeAt(at);
+  if ((zone === 90 || zone === 122) && at + 1 === text.length) offsetMinutes = 0;
+  else if ((zone === 43 || zone === 45) && at + 6 === text.length && text.charCodeAt(at + 3) === 58) {
+    const oh = two(text, at + 1);
+    const om = two(text, at + 4);
+    if (!(oh <= 23 && om <= 59)) return NaN;
+    offsetMinutes = (zone === 43 ? 1 : -1) * (oh * 60 + om);
+  } else return NaN;
+  return Date.UTC(year, month - 1, day, hour, minute, second, ms) - offsetMinutes * 60_000;
+}
+
 /** Why an event's time is unacceptable at `now`, or undefined when it is fine. */
 export function eventTimeProblem(time: number, now: number): string | undefined {
   if (time > now + MAX_FUTURE_MS) return 'is more than 5 minutes in the future';
@@ -62,8 +113,8 @@ export function eventProblems(input: unknown, index: number, now: number): { fie
   const { type, timestamp, latency_ms } = input as Record<string, unknown>;
   const errors: { field: string; message: string }[] = [];
   if (typeof timestamp === 'string') {
-    const time = Date.parse(timestamp);
-    const timeProblem = Number.isNaN(time) ? 'is not a valid RFC 3339 time' : eventTimeProblem(time, now);
+    const time = parseRfc3339(timestamp);
+    const timeProblem = Number.isNaN(time) ? 'must be an RFC 3339 date-time, such as 2026-03-15T10:30:00.000Z' : eventTimeProblem(time, now);
     if (timeProblem) errors.push({ field: `events[${index}].timestamp`, message: timeProblem });
   }
   if (type === 'turn' && latency_ms === undefined) {
@@ -86,7 +137,7 @@ export function parseTelemetryBatch(
   let errors: { field: string; message: string }[] | undefined;
   for (let i = 0; i < inputs.length; i++) {
     const input = inputs[i]!;
-    const time = input.timestamp === undefined ? now : Date.parse(input.timestamp);
+    const time = input.timestamp === undefined ? now : parseRfc3339(input.timestamp);
     const latency = input.latency_ms ?? null;
     if (Number.isNaN(time) || time > now + MAX_FUTURE_MS || time <= now - MAX_AGE_MS || (input.type === 'turn') !== (latency !== null)) {
       (errors ??= []).push(...eventProblems(input, i, now));

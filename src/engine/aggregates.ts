@@ -37,9 +37,13 @@ export function deltasOf(events: readonly TelemetryEvent[]): SecondDelta[] {
 
 /** Compact, stable JSON form of deltas: [project, second, c, cc, t, ae, fe, [bin, n, ...]]. */
 export function encodeDeltas(deltas: readonly SecondDelta[]): string {
-  return JSON.stringify(
-    deltas.map((d) => [d.project, d.second, ...COUNTERS.map((c) => d.counts[c]), [...d.latencies].flat()]),
-  );
+  const rows = deltas.map((d) => {
+    const pairs: number[] = [];
+    for (const [bin, n] of d.latencies) pairs.push(bin, n);
+    const c = d.counts;
+    return [d.project, d.second, c.call, c.call_crash, c.turn, c.api_error, c.function_error, pairs];
+  });
+  return JSON.stringify(rows);
 }
 
 export function decodeDeltas(text: string): SecondDelta[] {

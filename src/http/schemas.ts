@@ -216,8 +216,13 @@ export const TelemetryEvent = Type.Object(
       description: 'call → call_volume, call_crash → call_crashes, turn → latency metrics, api_error → api_errors, function_error → function_errors.',
     }),
     project_id: Type.Optional(NullableString({ minLength: 1, maxLength: 255, description: 'Project of the event; omitted or null for none.' })),
+    // RFC 3339 is checked (once, while converting) by the telemetry domain, not by a format
+    // keyword: it is the hottest check of ingestion.
     timestamp: Type.Optional(
-      DateTime({ description: 'When it happened (RFC 3339); default: time of receipt. At most 5 minutes ahead, less than 60 minutes old.' }),
+      Type.String({
+        description: 'When it happened, an RFC 3339 date-time; default: time of receipt. At most 5 minutes ahead, less than 60 minutes old.',
+        examples: ['2026-03-15T10:30:00.000Z'],
+      }),
     ),
     latency_ms: Type.Optional(
       Type.Integer({ minimum: 0, maximum: MAX_LATENCY_MS, description: 'Turn latency in ms; required on turns, not allowed otherwise.' }),

@@ -6,24 +6,6 @@ import type { FieldError } from '../domain/errors.js';
 // ajv-formats is CommonJS; under NodeNext its default export arrives wrapped.
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
 
-const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:[Zz]|[+-](\d{2}):(\d{2}))$/;
-const DAYS_IN_MONTH = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-
-/**
- * RFC 3339 date-time, checked field by field with one regular expression. Same verdicts as
- * ajv-formats' full check (leap seconds aside, which Date cannot represent), several times
- * faster: a telemetry batch carries up to 10,000 timestamps.
- */
-export function isRfc3339DateTime(text: string): boolean {
-  const m = RFC3339.exec(text);
-  if (!m) return false;
-  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
-  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
-  const maxDay = month === 2 && !leap ? 28 : DAYS_IN_MONTH[month - 1];
-  if (maxDay === undefined || day < 1 || day > maxDay || hour > 23 || minute > 59 || second > 59) return false;
-  return m[7] === undefined || (Number(m[7]) <= 23 && Number(m[8]) <= 59);
-}
-
 function newAjv(coerceTypes: boolean): Ajv {
   const ajv = new Ajv({
     // Unknown body fields must be rejected, never silently dropped.
@@ -34,7 +16,6 @@ function newAjv(coerceTypes: boolean): Ajv {
     strict: false,
   });
   addFormats(ajv);
-  ajv.addFormat('date-time', isRfc3339DateTime);
   return ajv;
 }
 
