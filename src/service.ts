@@ -41,7 +41,12 @@ export async function createService({ config, logger, clock = systemClock, looku
     secretKey: config.secretKey,
     deliveryAttempts: config.delivery.retrySchedule.length,
   });
-  const webhookClient = createWebhookClient({ guard: createAddressGuard(config.delivery.allowedCidrs), lookup });
+  const webhookClient = createWebhookClient({
+    guard: createAddressGuard(config.delivery.allowedCidrs),
+    lookup,
+    // Several endpoints may share an origin: connections are bounded by our own limits.
+    connectionsPerOrigin: config.delivery.concurrency,
+  });
   const deliveryWorker = createDeliveryWorker({
     store,
     clock,

@@ -52,6 +52,25 @@ function toEndpoint(row: Row): WebhookEndpoint {
 export function createWebhookEndpointsRepository(db: Kysely<Database>, cipher: SecretCipher): WebhookEndpointsRepository {
   const byAccount = (accountId: string) =>
     db.selectFrom('webhook_endpoints').selectAll().where('account_id', '=', accountId);
+  // Every delivery attempt signs with the current secret; reading and decrypting it per
+  // attempt was a third of the worker's time. This process is the only writer of secrets
+  // (single-process mode), and every write below drops the entry; the version stops a read
+  // that raced with a rotation from caching the old secret.
+  const secrets = new Map<string, string>();
+  let secretsVersion = 0;
+  const forgetSecret = (id: string) => {
+    secrets.delete(id);
+    secretsVersion += 1;
+  };
+  /** Forgets the cached secret before and after the write, whatever its outcome. */
+  async function changingSecret<T>(id: string, write: () => Promise<T>): Promise<T> {
+    forgetSecret(id);
+    try {
+      return await write();
+    } finally {
+      forgetSecret(id);
+    }
+  }
 
   return {
     insertWithinLimit(accountId, endpoint, signingSecret, limit) {
@@ -118,31 +137,41 @@ export function createWebhookEndpointsRepository(db: Kysely<Database>, cipher: S
     },
 
     delete(accountId, id, nowIso) {
-      return db.transaction().execute(async (trx) => {
-        const result = await trx
-          .deleteFrom('webhook_endpoints')
+      return changingSecret(id, () =>
+        db.transaction().execute(async (trx) => {
+          const result = await trx
+            .deleteFrom('webhook_endpoints')
+            .where('account_id', '=', accountId)
+            .where('id', '=', id)
+            .executeTakeFirst();
+          if (result.numDeletedRows === 0n) return false;
+          await cancelPendingDeliveries(trx, id, nowIso);
+          return true;
+        }),
+      );
+    },
+
+    replaceSecret(accountId, id, signingSecret, nowIso) {
+      return changingSecret(id, async () => {
+        const result = await db
+          .updateTable('webhook_endpoints')
+          .set({ signing_secret: cipher.seal(signingSecret, id), updated_at: nowIso })
           .where('account_id', '=', accountId)
           .where('id', '=', id)
           .executeTakeFirst();
-        if (result.numDeletedRows === 0n) return false;
-        await cancelPendingDeliveries(trx, id, nowIso);
-        return true;
+        return result.numUpdatedRows > 0n;
       });
     },
 
-    async replaceSecret(accountId, id, signingSecret, nowIso) {
-      const result = await db
-        .updateTable('webhook_endpoints')
-        .set({ signing_secret: cipher.seal(signingSecret, id), updated_at: nowIso })
-        .where('account_id', '=', accountId)
-        .where('id', '=', id)
-        .executeTakeFirst();
-      return result.numUpdatedRows > 0n;
-    },
-
     async signingSecret(id) {
+      const cached = secrets.get(id);
+      if (cached !== undefined) return cached;
+      const version = secretsVersion;
       const row = await db.selectFrom('webhook_endpoints').select('signing_secret').where('id', '=', id).executeTakeFirst();
-      return row && cipher.open(row.signing_secret, id);
+      if (!row) return undefined;
+      const secret = cipher.open(row.signing_secret, id);
+      if (version === secretsVersion) secrets.set(id, secret);
+      return secret;
     },
 
     async sealPlainSecrets() {
