@@ -608,6 +608,8 @@ const children = new Set<ChildProcess>();
 function startChild(tls: Tls, args: string[]): Child {
   const proc = fork(SELF, ['child', ...args], {
     env: { ...process.env, NODE_EXTRA_CA_CERTS: tls.caPath },
+    // BENCH_CPU_PROF=1 writes a CPU profile of each child to $TMPDIR/alerts-bench-profiles.
+    execArgv: process.env.BENCH_CPU_PROF === '1' ? ['--cpu-prof', `--cpu-prof-dir=${join(tmpdir(), 'alerts-bench-profiles')}`] : [],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   children.add(proc);

@@ -3,6 +3,7 @@ import type { MigrationDialect } from '../dialect.js';
 import { initialMigration } from './0001-initial.js';
 import { telemetryAndOutboxMigration } from './0002-telemetry-and-outbox.js';
 import { webhookDeliveriesMigration } from './0003-webhook-deliveries.js';
+import { deliveryClaimOrderMigration } from './0004-delivery-claim-order.js';
 
 /** Every schema version in order; names sort in the order they must run. */
 export function migrationProvider(dialect: MigrationDialect): MigrationProvider {
@@ -12,6 +13,7 @@ export function migrationProvider(dialect: MigrationDialect): MigrationProvider 
         '0001-initial': initialMigration(dialect),
         '0002-telemetry-and-outbox': telemetryAndOutboxMigration(dialect),
         '0003-webhook-deliveries': webhookDeliveriesMigration(dialect),
+        '0004-delivery-claim-order': deliveryClaimOrderMigration,
       };
     },
   };
