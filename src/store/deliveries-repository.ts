@@ -313,14 +313,18 @@ export function createDeliveriesRepository(db: Kysely<Database>): DeliveriesRepo
     async nextDueAt() {
       // Same endpoint condition as claimDue: a disabled endpoint's held retries are never
       // claimed, so counting them would make the worker wake up at once, again and again.
+      // ORDER BY + LIMIT walks the due index and stops at the first hit; min() over the
+      // join would visit every pending delivery on every wake-up.
       const row = await db
         .selectFrom('webhook_deliveries as d')
         .innerJoin('webhook_endpoints as e', 'e.id', 'd.endpoint_id')
-        .select((eb) => eb.fn.min('d.next_attempt_at').as('next'))
+        .select('d.next_attempt_at')
         .where('d.status', '=', 'pending')
         .where('e.enabled', '=', 1)
+        .orderBy('d.next_attempt_at')
+        .limit(1)
         .executeTakeFirst();
-      return row?.next === null || row?.next === undefined ? null : Number(row.next);
+      return row?.next_attempt_at === null || row?.next_attempt_at === undefined ? null : Number(row.next_attempt_at);
     },
 
     async list(accountId, endpointId, filter, limit) {
