@@ -10,6 +10,7 @@ import { lockAccount } from './alert-rules-repository.js';
 import { cancelPendingDeliveries } from './deliveries-repository.js';
 import type { Database, WebhookEndpointsTable } from './schema.js';
 import { isPlainSealed, type SecretCipher } from './secret-cipher.js';
+import { createWriteInvalidatedCache } from './write-invalidated-cache.js';
 
 export interface WebhookEndpointsRepository {
   /** Inserts the endpoint unless the account already has `limit`; atomic under concurrency. */
@@ -54,23 +55,8 @@ export function createWebhookEndpointsRepository(db: Kysely<Database>, cipher: S
     db.selectFrom('webhook_endpoints').selectAll().where('account_id', '=', accountId);
   // Every delivery attempt signs with the current secret; reading and decrypting it per
   // attempt was a third of the worker's time. This process is the only writer of secrets
-  // (single-process mode), and every write below drops the entry; the version stops a read
-  // that raced with a rotation from caching the old secret.
-  const secrets = new Map<string, string>();
-  let secretsVersion = 0;
-  const forgetSecret = (id: string) => {
-    secrets.delete(id);
-    secretsVersion += 1;
-  };
-  /** Forgets the cached secret before and after the write, whatever its outcome. */
-  async function changingSecret<T>(id: string, write: () => Promise<T>): Promise<T> {
-    forgetSecret(id);
-    try {
-      return await write();
-    } finally {
-      forgetSecret(id);
-    }
-  }
+  // (single-process mode): rotation and deletion below go through the cache.
+  const secrets = createWriteInvalidatedCache<string>();
 
   return {
     insertWithinLimit(accountId, endpoint, signingSecret, limit) {
@@ -137,7 +123,7 @@ export function createWebhookEndpointsRepository(db: Kysely<Database>, cipher: S
     },
 
     delete(accountId, id, nowIso) {
-      return changingSecret(id, () =>
+      return secrets.writing(id, () =>
         db.transaction().execute(async (trx) => {
           const result = await trx
             .deleteFrom('webhook_endpoints')
@@ -152,7 +138,7 @@ export function createWebhookEndpointsRepository(db: Kysely<Database>, cipher: S
     },
 
     replaceSecret(accountId, id, signingSecret, nowIso) {
-      return changingSecret(id, async () => {
+      return secrets.writing(id, async () => {
         const result = await db
           .updateTable('webhook_endpoints')
           .set({ signing_secret: cipher.seal(signingSecret, id), updated_at: nowIso })
@@ -163,16 +149,11 @@ export function createWebhookEndpointsRepository(db: Kysely<Database>, cipher: S
       });
     },
 
-    async signingSecret(id) {
-      const cached = secrets.get(id);
-      if (cached !== undefined) return cached;
-      const version = secretsVersion;
-      const row = await db.selectFrom('webhook_endpoints').select('signing_secret').where('id', '=', id).executeTakeFirst();
-      if (!row) return undefined;
-      const secret = cipher.open(row.signing_secret, id);
-      if (version === secretsVersion) secrets.set(id, secret);
-      return secret;
-    },
+    signingSecret: (id) =>
+      secrets.read(id, async () => {
+        const row = await db.selectFrom('webhook_endpoints').select('signing_secret').where('id', '=', id).executeTakeFirst();
+        return row && cipher.open(row.signing_secret, id);
+      }),
 
     async sealPlainSecrets() {
       if (!cipher.encrypting) return 0;
