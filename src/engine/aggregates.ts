@@ -95,6 +95,8 @@ export class ScopeAggregates {
   private head: number;
   /** Project scopes whose seconds also count in this (account) scope's windows. */
   readonly children = new Set<ScopeAggregates>();
+  /** The account scope of a project scope. */
+  parent: ScopeAggregates | undefined;
   /** Receipt time (epoch ms) of the scope's latest telemetry. */
   lastSeenAt: number;
 
@@ -104,6 +106,12 @@ export class ScopeAggregates {
     this.windows = Object.fromEntries(
       WINDOW_DURATIONS.map((w) => [w, { seconds: WINDOW_SECONDS[w], counts: emptyCounts(), histogram: new LatencyHistogram() }]),
     ) as Record<WindowDuration, Window>;
+  }
+
+  /** Makes a project scope one of this account scope's children. */
+  adopt(child: ScopeAggregates): void {
+    child.parent = this;
+    this.children.add(child);
   }
 
   get isEmpty(): boolean {

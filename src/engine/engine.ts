@@ -91,7 +91,7 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
   /** A project's scope, linked to its account's scope (which reads the project's seconds). */
   function projectScopeFor(accountId: string, project: string, now: number, lastSeenAt: number): ScopeAggregates {
     const scope = scopeFor(projectScopeKey(accountId, project), now, lastSeenAt);
-    scopeFor(accountScopeKey(accountId), now, lastSeenAt).children.add(scope);
+    scopeFor(accountScopeKey(accountId), now, lastSeenAt).adopt(scope);
     return scope;
   }
 
@@ -220,12 +220,16 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
     const now = clock.now();
     const second = Math.floor(now / 1000);
     for (const scope of scopes.values()) scope.advance(second);
-    for (const [key, scope] of scopes) {
-      scope.prune(second);
-      if (scope.isEmpty && scope.children.size === 0 && scope.lastSeenAt <= now - SCOPE_KNOWN_FOR_MS) {
-        scopes.delete(key);
-        const accountKey = key.includes('\u0000') ? accountScopeKey(key.slice(0, key.indexOf('\u0000'))) : undefined;
-        if (accountKey) scopes.get(accountKey)?.children.delete(scope);
+    // Pruning walks every stored second of every scope: once a minute is enough, since a
+    // second past the longest window is never read again.
+    const pruning = now - lastPruneAt >= PRUNE_EVERY_MS;
+    if (pruning) {
+      for (const [key, scope] of scopes) {
+        scope.prune(second);
+        if (scope.isEmpty && scope.children.size === 0 && scope.lastSeenAt <= now - SCOPE_KNOWN_FOR_MS) {
+          scopes.delete(key);
+          scope.parent?.children.delete(scope);
+        }
       }
     }
     const pending: Promise<unknown>[] = [];
@@ -235,7 +239,7 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
     }
     await Promise.all(pending);
     await flushValues();
-    if (now - lastPruneAt >= PRUNE_EVERY_MS) {
+    if (pruning) {
       lastPruneAt = now;
       await enqueue(() => store.telemetry.pruneBefore(now - REPLAY_MS));
     }
