@@ -367,8 +367,10 @@ describe('query strings with unknown values', () => {
     ['/v1/webhook-endpoints?enabled=maybe', /enabled/],
     ['/v1/webhook-endpoints?event_type=bad', /event_type/],
     ['/v1/webhook-endpoints?event_type=alerts.triggered&event_type=alerts.resolved', /event_type/],
+    ['/v1/webhook-endpoints/{endpoint}/deliveries?status=done', /status/],
+    ['/v1/webhook-endpoints/{endpoint}/deliveries?event_type=alerts.fired', /event_type/],
   ])('answers 400 for GET %s', async (path, mentions) => {
-    await expectRejected('GET', path, {}, 400, mentions);
+    await expectRejected('GET', path.replace('{endpoint}', endpointId), {}, 400, mentions);
   });
 });
 
@@ -394,6 +396,10 @@ describe('malformed path IDs', () => {
     ['POST', '/v1/webhook-endpoints/ar_x/rotate-secret', {}],
     ['POST', '/v1/webhook-endpoints/whe_/rotate-secret', {}],
     ['POST', '/v1/webhook-endpoints/bad/rotate-secret', {}],
+    ['GET', '/v1/webhook-endpoints/bad/deliveries', {}],
+    ['POST', '/v1/webhook-endpoints/bad/test', {}],
+    ['POST', '/v1/webhook-endpoints/whe_0000000000000000000000/deliveries/bad/retry', {}],
+    ['POST', '/v1/webhook-endpoints/whe_0000000000000000000000/deliveries/evt_0000000000000000000000/retry', {}],
   ];
 
   it.each(cases)('answers 422 for %s %s', async (method, path, options) => {
@@ -407,6 +413,20 @@ describe('malformed path IDs', () => {
   it('answers 404, not 422, for a well-formed ID that does not exist', async () => {
     await expectRejected('GET', '/v1/alert-rules/ar_0000000000000000000000', {}, 404, /ar_0000000000000000000000/);
     await expectRejected('POST', '/v1/webhook-endpoints/whe_0000000000000000000000/rotate-secret', {}, 404, /whe_0000000000000000000000/);
+    await expectRejected('GET', '/v1/webhook-endpoints/whe_0000000000000000000000/deliveries', {}, 404, /whe_0000000000000000000000/);
+    await expectRejected('POST', '/v1/webhook-endpoints/whe_0000000000000000000000/test', {}, 404, /whe_0000000000000000000000/);
+    await expectRejected('POST', `/v1/webhook-endpoints/${endpointId}/deliveries/dlv_0000000000000000000000/retry`, {}, 404, /dlv_0000000000000000000000/);
+  });
+
+  it('answers 404 (not 414) for a well-formed ID of 500 characters, and 414 beyond the 512-character limit', async () => {
+    await expectRejected('GET', `/v1/alert-rules/ar_${'a'.repeat(497)}`, {}, 404, /not found/);
+    await expectRejected('GET', `/v1/alert-rules/ar_${'a'.repeat(600)}`, {}, 414, /longer than 512/);
+  });
+
+  it('answers 400 with a JSON message and the usual headers for a path that cannot be percent-decoded', async () => {
+    const res = await expectRejected('GET', '/v1/alert-rules/%', {}, 400, /percent-encoding/);
+    expect(res.headers.get('x-request-id')).toBeTruthy();
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
   });
 
   it('answers a 4xx JSON message, never a 5xx, for an ID too long or not decodable', async () => {

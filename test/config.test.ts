@@ -112,9 +112,30 @@ describe('loadConfig', () => {
     ['ALERTS_EVALUATION_INTERVAL_MS', '1.5'],
     ['ALERTS_EVALUATION_INTERVAL_MS', 'often'],
     ['DATABASE_URL', ''],
+    ['ALERTS_RETRY_SCHEDULE', ''],
+    ['ALERTS_RETRY_SCHEDULE', '0,5x'],
+    ['ALERTS_RETRY_SCHEDULE', '0,-1m'],
+    ['ALERTS_RETRY_SCHEDULE', '0,8d'],
+    ['ALERTS_RETRY_SCHEDULE', '0,200h'],
+    ['ALERTS_WEBHOOK_ALLOWED_CIDRS', '127.0.0.1/33'],
+    ['ALERTS_WEBHOOK_ALLOWED_CIDRS', 'localhost'],
+    ['ALERTS_WEBHOOK_ALLOWED_CIDRS', '::1/129'],
+    ['ALERTS_WEBHOOK_ALLOWED_CIDRS', '127.0.0.1/32,10.0.0.0/x'],
+    ['ALERTS_DELIVERY_WORKER', 'yes'],
+    ['ALERTS_DELIVERY_CONCURRENCY', '0'],
+    ['ALERTS_DELIVERY_ENDPOINT_CONCURRENCY', '257'],
   ])('rejects %s=%j with a ConfigError naming it', (name, value) => {
     expect(() => loadConfig({ [name]: value }, CWD)).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value }, CWD)).toThrow(name);
+  });
+
+  it('reads a retry schedule in ms, s, m and h (a bare number is ms) and allowed CIDRs of both families', () => {
+    const config = loadConfig(
+      { ALERTS_RETRY_SCHEDULE: ' 0, 250ms ,1.5s,2m,1h,300', ALERTS_WEBHOOK_ALLOWED_CIDRS: '127.0.0.1/32, ::1/128 ,10.1.2.3' },
+      CWD,
+    );
+    expect(config.delivery.retrySchedule).toEqual([0, 250, 1500, 120_000, 3_600_000, 300]);
+    expect(config.delivery.allowedCidrs).toEqual(['127.0.0.1/32', '::1/128', '10.1.2.3']);
   });
 
   it('rejects an ALERTS_SECRET_KEY shorter than 32 characters, without echoing it', () => {
