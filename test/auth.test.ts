@@ -3,7 +3,7 @@ import {
   endpointBody,
   ruleBody,
   snapshotDatabase,
-  startTestServer,
+  startSeededServer,
   testClock,
   type RequestOptions,
   type TestServer,
@@ -20,10 +20,7 @@ let endpointId: string;
 const clock = testClock();
 
 beforeEach(async () => {
-  server = await startTestServer({ clock });
-  ruleId = (await server.request('POST', '/v1/alert-rules', { body: ruleBody() })).body.id;
-  endpointId = (await server.request('POST', '/v1/webhook-endpoints', { body: endpointBody() })).body.id;
-  clock.advance(1000);
+  ({ server, ruleId, endpointId } = await startSeededServer(clock));
 });
 afterEach(async () => {
   await server.close();

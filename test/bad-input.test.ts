@@ -3,6 +3,7 @@ import {
   endpointBody,
   ruleBody,
   snapshotDatabase,
+  startSeededServer,
   startTestServer,
   testClock,
   type ApiResponse,
@@ -22,11 +23,7 @@ let endpointId: string;
 const clock = testClock();
 
 beforeEach(async () => {
-  server = await startTestServer({ clock });
-  // Existing resources, so that a PATCH that slipped through validation would show as a change.
-  ruleId = (await server.request('POST', '/v1/alert-rules', { body: ruleBody() })).body.id;
-  endpointId = (await server.request('POST', '/v1/webhook-endpoints', { body: endpointBody() })).body.id;
-  clock.advance(1000);
+  ({ server, ruleId, endpointId } = await startSeededServer(clock));
 });
 afterEach(async () => {
   await server.close();

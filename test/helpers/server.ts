@@ -161,3 +161,16 @@ export async function snapshotDatabase(service: Service): Promise<Record<string,
   }
   return snapshot;
 }
+
+/**
+ * A fresh server holding one alert rule and one webhook endpoint of account "acme", so that
+ * a request that wrongly got through would show as a change. The clock moves on 1 s after
+ * creating them, so that an update would also show in `updated_at`.
+ */
+export async function startSeededServer(clock: ReturnType<typeof testClock>): Promise<{ server: TestServer; ruleId: string; endpointId: string }> {
+  const server = await startTestServer({ clock });
+  const ruleId = (await server.request('POST', '/v1/alert-rules', { body: ruleBody() })).body.id as string;
+  const endpointId = (await server.request('POST', '/v1/webhook-endpoints', { body: endpointBody() })).body.id as string;
+  clock.advance(1000);
+  return { server, ruleId, endpointId };
+}
