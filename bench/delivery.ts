@@ -8,7 +8,9 @@
  *      end from the 202 of the telemetry batch that crosses a threshold to the verified
  *      webhook at the receiver;
  *  (c) failure isolation: healthy-endpoint latency with and without an endpoint (of the same
- *      account) that always times out.
+ *      account) that always times out; and another account's healthy-endpoint latency with and
+ *      without an account whose ten endpoints all hang (30 s timeout), with the per-account
+ *      slot bound at its default and switched off (bound = global concurrency).
  *
  * This process makes a throwaway CA with the openssl CLI and runs the receivers; the measured
  * side runs in child processes (this file again, `child <mode>`) started with
@@ -33,7 +35,8 @@ import { ID_PREFIX, newId } from '../src/domain/ids.js';
 import { createWebhookEndpointsService } from '../src/domain/webhook-endpoints-service.js';
 import { createAddressGuard } from '../src/delivery/address-guard.js';
 import { createWebhookClient } from '../src/delivery/webhook-client.js';
-import { createDeliveryWorker, webhookHeaders } from '../src/delivery/worker.js';
+import { createDeliveryWorker } from '../src/delivery/worker.js';
+import { webhookHeaders } from '../src/delivery/webhook-headers.js';
 import { createLogger } from '../src/logger.js';
 import { createService, type Service } from '../src/service.js';
 import type { AlertEvent } from '../src/store/alert-events-repository.js';
@@ -52,6 +55,8 @@ const E2E_RATE = 40; // crossing batches/s
 const ISOLATION_SECONDS = Number(process.env.BENCH_ISOLATION_S ?? 8);
 const ISOLATION_RATE = 50; // events/s per account
 const BAD_TIMEOUT_MS = 1000;
+const HANGING_TIMEOUT_MS = 30_000;
+const HANGING_RATE = 20; // events/s of the hanging account, 10 deliveries each
 const SECRET_KEY = 'bench-delivery-secret-key-0123456789abcdef';
 const CHILD_DEADLINE_MS = 120_000;
 
@@ -490,6 +495,53 @@ async function childIsolation(healthyBase: string, badUrl: string): Promise<void
   await close();
 }
 
+/**
+ * (c) one account (c) whose ten endpoints all hang, beside two healthy accounts (a, b): their
+ * latency without c's traffic, then while c's events pile up behind its hanging endpoints.
+ */
+async function childHangingAccount(healthyBase: string, badBase: string, accountConcurrency: number): Promise<void> {
+  const { service, api, close } = await startBenchService({
+    ALERTS_DELIVERY_ACCOUNT_CONCURRENCY: String(accountConcurrency),
+    ALERTS_SHUTDOWN_TIMEOUT_MS: '2000',
+  });
+  const secrets: Record<string, string> = {};
+  const healthy: { accountId: string; rule: { id: string; name: string } }[] = [];
+  for (const name of ['a', 'b']) {
+    const { accountId, key } = await benchAccount(service.store, `hanging-bench-${name}`);
+    const url = `${healthyBase}/flood/${name}`;
+    const endpoint = await api(key, 'POST', '/v1/webhook-endpoints', { name: 'healthy', url, event_types: ['alerts.triggered'] });
+    secrets[new URL(url).pathname] = endpoint.signing_secret as string;
+    healthy.push({ accountId, rule: await insertRule(service.store, accountId, `Rule of ${name}`) });
+  }
+  const hanging = await benchAccount(service.store, 'hanging-bench-c');
+  for (let i = 0; i < 10; i++) {
+    await api(hanging.key, 'POST', '/v1/webhook-endpoints', {
+      name: `hangs ${i}`,
+      url: `${badBase}/c/${i}`,
+      event_types: ['alerts.triggered'],
+      timeout_ms: HANGING_TIMEOUT_MS,
+    });
+  }
+  const hangingRule = await insertRule(service.store, hanging.accountId, 'Rule of c');
+  send({ type: 'ready', secrets });
+
+  await nextMessage('go');
+  await steadyEvents(service, healthy, ISOLATION_RATE * 2, 2); // warm-up
+  const without = await steadyEvents(service, healthy, ISOLATION_RATE * 2, ISOLATION_SECONDS);
+  await sleep(500);
+  send({ type: 'commits', commits: without });
+
+  await nextMessage('go');
+  const flood = steadyEvents(service, [{ accountId: hanging.accountId, rule: hangingRule }], HANGING_RATE, ISOLATION_SECONDS + 2);
+  await sleep(2000); // c's hanging attempts take their slots first
+  const withHanging = await steadyEvents(service, healthy, ISOLATION_RATE * 2, ISOLATION_SECONDS);
+  await flood;
+  await sleep(500);
+  send({ type: 'commits', commits: withHanging });
+  await nextMessage('stop');
+  await close();
+}
+
 // ---------------------------------------------------------------------------------------
 // Parent: receivers, orchestration, the table
 // ---------------------------------------------------------------------------------------
@@ -846,6 +898,47 @@ async function benchIsolation(tls: Tls): Promise<string[]> {
   return lines;
 }
 
+/** (c) the per-account bound: another account's latency beside an account whose endpoints all hang. */
+async function benchHangingAccount(tls: Tls): Promise<string[]> {
+  process.stderr.write('(c) an account whose endpoints all hang ...\n');
+  const config = loadConfig({});
+  const run = async (accountConcurrency: number) => {
+    const healthy = await startReceiver(tls, 'ok');
+    const hanging = await startReceiver(tls, 'hang');
+    const child = startChild(tls, ['hanging-account', JSON.stringify({ healthyBase: healthy.url(''), badBase: hanging.url(''), accountConcurrency })]);
+    const ready = await child.next('ready');
+    for (const [path, secret] of Object.entries(ready.secrets as Record<string, string>)) healthy.secrets.set(path, secret);
+    child.send({ type: 'go' });
+    const without = await child.next('commits');
+    child.send({ type: 'go' });
+    const withHanging = await child.next('commits');
+    child.send({ type: 'stop' });
+    await hanging.close();
+    await child.exited;
+    await healthy.close();
+    const all = () => true;
+    return { without: commitToReceipt(without.commits as Commits, healthy, all), with: commitToReceipt(withHanging.commits as Commits, healthy, all), hangingRequests: hanging.requests };
+  };
+  const bounded = await run(config.delivery.perAccountConcurrency);
+  const unbounded = await run(config.delivery.concurrency);
+  const ratio = (r: { without: Stats; with: Stats }) =>
+    r.with.missing > 0 ? `${r.with.missing} never arrived` : `${(r.with.p99 / r.without.p99).toFixed(2)}x`;
+  const within = (r: { without: Stats; with: Stats }) => (r.with.missing === 0 && r.with.p99 <= 2 * r.without.p99 ? 'met' : 'MISSED');
+  return [
+    `(c) an account whose 10 endpoints all hang (timeout_ms ${HANGING_TIMEOUT_MS}, ${HANGING_RATE} events/s = ${HANGING_RATE * 10} deliveries/s): ` +
+      `two other accounts' healthy endpoints, ${ISOLATION_RATE} events/s each for ${ISOLATION_SECONDS} s, committed -> received, ms p50 / p99 / max`,
+    table(
+      ['per-account bound', 'without the hanging account', 'with it', 'p99 with / without', 'within 2x'],
+      [
+        [`${config.delivery.perAccountConcurrency} of ${config.delivery.concurrency} slots (default)`, fmtStats(bounded.without), fmtStats(bounded.with), ratio(bounded), within(bounded)],
+        [`none (${config.delivery.concurrency} of ${config.delivery.concurrency})`, fmtStats(unbounded.without), fmtStats(unbounded.with), ratio(unbounded), within(unbounded)],
+      ],
+    ),
+    `    requests that reached the hanging endpoints: ${bounded.hangingRequests} with the bound, ${unbounded.hangingRequests} without`,
+    '',
+  ];
+}
+
 async function main(): Promise<void> {
   const startedAt = Date.now();
   // BENCH_ONLY=a,b,c runs some of the parts.
@@ -856,6 +949,7 @@ async function main(): Promise<void> {
     if (only.has('a')) lines.push(...(await benchThroughput(tls)));
     if (only.has('b')) lines.push(...(await benchLatency(tls)));
     if (only.has('c')) lines.push(...(await benchIsolation(tls)));
+    if (only.has('c')) lines.push(...(await benchHangingAccount(tls)));
   } catch (error) {
     for (const child of children) child.kill('SIGKILL');
     throw error;
@@ -873,12 +967,23 @@ if (process.argv[2] === 'child') {
     else inbox.push(m);
   });
   const mode = process.argv[3];
-  const args = JSON.parse(process.argv[4] ?? '{}') as { urls: string[]; count: number; url: string; urlBase: string; accounts: number; healthyBase: string; badUrl: string };
+  const args = JSON.parse(process.argv[4] ?? '{}') as {
+    urls: string[];
+    count: number;
+    url: string;
+    urlBase: string;
+    accounts: number;
+    healthyBase: string;
+    badUrl: string;
+    badBase: string;
+    accountConcurrency: number;
+  };
   if (mode === 'ours') send(await childOurs(args.urls, args.count));
   else if (mode === 'bare') send(await childBare(args.urls, args.count));
   else if (mode === 'latency') await childLatency(args.url);
   else if (mode === 'e2e') await childEndToEnd(args.urlBase, args.accounts);
   else if (mode === 'isolation') await childIsolation(args.healthyBase, args.badUrl);
+  else if (mode === 'hanging-account') await childHangingAccount(args.healthyBase, args.badBase, args.accountConcurrency);
   else throw new Error(`unknown bench child mode ${mode}`);
   process.disconnect();
 } else {

@@ -102,6 +102,7 @@ describe('webhook delivery survives kill -9', () => {
       ALERTS_RETRY_SCHEDULE: '0,1s,2s,2s,2s,2s',
       ALERTS_DELIVERY_CONCURRENCY: '1024',
       ALERTS_DELIVERY_ENDPOINT_CONCURRENCY: '16',
+      ALERTS_DELIVERY_ACCOUNT_CONCURRENCY: '1024',
       ALERTS_SHUTDOWN_TIMEOUT_MS: '10000',
     };
 

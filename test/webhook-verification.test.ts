@@ -13,7 +13,8 @@ import {
 import { createDeliveriesService } from '../src/domain/deliveries-service.js';
 import { signWebhook } from '../src/delivery/signing.js';
 import type { WebhookClient, WebhookRequest } from '../src/delivery/webhook-client.js';
-import { createDeliveryWorker, webhookHeaders } from '../src/delivery/worker.js';
+import { createDeliveryWorker } from '../src/delivery/worker.js';
+import { webhookHeaders } from '../src/delivery/webhook-headers.js';
 import { createLogger } from '../src/logger.js';
 import { validateComponent } from './helpers/published-spec.js';
 import { endpointBody, ruleBody, startTestServer, testClock, type TestServer } from './helpers/server.js';

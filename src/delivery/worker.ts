@@ -1,10 +1,11 @@
 import type { Logger } from 'pino';
 import { toIso, type Clock } from '../domain/clock.js';
-import { RESERVED_HEADER_NAMES } from '../domain/webhook-endpoints.js';
-import type { AttemptOutcome, ClaimedDelivery } from '../store/deliveries-repository.js';
+import type { ClaimedDelivery } from '../store/deliveries-repository.js';
 import type { Store } from '../store/store.js';
-import { signWebhook } from './signing.js';
-import type { AttemptResult, WebhookClient } from './webhook-client.js';
+import { outcomeOf } from './retry-policy.js';
+import { DeliverySlots } from './slots.js';
+import type { WebhookClient } from './webhook-client.js';
+import { webhookHeaders } from './webhook-headers.js';
 
 export interface DeliveryWorker {
   /** Releases claims left by a previous process, then starts delivering. */
@@ -13,6 +14,11 @@ export interface DeliveryWorker {
   stop(): Promise<void>;
   /** New deliveries were committed: look for due work now instead of at the next poll. */
   kick(): void;
+  /**
+   * The endpoint was deleted or disabled: its attempts in flight are aborted and its claimed
+   * deliveries released (a deleted endpoint's stay cancelled; a disabled one's wait, pending).
+   */
+  endpointWithdrawn(endpointId: string): void;
   /** Claims and sends everything due now, and waits for those attempts (tests, tools). */
   drain(): Promise<void>;
 }
@@ -26,6 +32,8 @@ export interface DeliveryWorkerDeps {
   retrySchedule: readonly number[];
   concurrency: number;
   perEndpointConcurrency: number;
+  /** Deliveries one account may hold at once over all its endpoints; default: all of them. */
+  perAccountConcurrency?: number;
   /** Longest sleep between looks for due work. */
   pollIntervalMs: number;
   /** How long in-flight attempts may run on after stop() before they are aborted and released. */
@@ -34,47 +42,26 @@ export interface DeliveryWorkerDeps {
   autoStart?: boolean;
 }
 
-const USER_AGENT = 'alerts-webhooks/1.0 (PolyAI Alerts API compatible)';
-// Longer than the largest endpoint timeout (30 s), so a live attempt never loses its claim.
+// Longer than the largest endpoint timeout (30 s): an attempt always ends by its timeout
+// (the client guarantees it), so a live attempt never loses its claim.
 const LEASE_MS = 120_000;
-const RESERVED = new Set<string>(RESERVED_HEADER_NAMES);
-
-/** 2xx delivered; timeouts, network errors, 408, 429 and 5xx retried; anything else final. */
-export function isRetryable(result: AttemptResult): boolean {
-  if (result.statusCode === null) return result.errorClass !== 'blocked_address';
-  return result.statusCode === 408 || result.statusCode === 429 || result.statusCode >= 500;
-}
-
-/** The headers of one attempt: the endpoint's own, then ours, which always win. */
-export function webhookHeaders(
-  custom: Record<string, string>,
-  secret: string,
-  eventId: string,
-  timestamp: number,
-  body: string,
-): Record<string, string> {
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(custom)) if (!RESERVED.has(name.toLowerCase())) headers[name] = value;
-  headers['content-type'] = 'application/json';
-  headers['user-agent'] = USER_AGENT;
-  headers['x-polyai-timestamp'] = String(timestamp);
-  headers['x-polyai-signature'] = signWebhook(secret, timestamp, body);
-  headers['x-polyai-event-id'] = eventId;
-  return headers;
-}
 
 /**
- * Claims due deliveries from the database and sends them, bounded globally and per
- * endpoint so a slow endpoint only ever ties up its own slots. Every attempt is recorded
- * with the delivery's new state in one transaction.
+ * Claims due deliveries from the database and sends them, bounded globally, per endpoint
+ * and per account (DeliverySlots), so a slow endpoint, or an account of slow endpoints,
+ * only ever ties up its own slots. Every attempt is recorded with the delivery's new state
+ * in one transaction.
  */
 export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   const { store, clock, logger, client, retrySchedule } = deps;
-  const abort = new AbortController();
-  const sendingPerEndpoint = new Map<string, number>();
-  const queues = new Map<string, ClaimedDelivery[]>(); // claimed, waiting for an endpoint slot
+  const slots = new DeliverySlots({
+    total: deps.concurrency,
+    perEndpoint: deps.perEndpointConcurrency,
+    perAccount: deps.perAccountConcurrency ?? deps.concurrency,
+  });
+  /** Attempts being sent, by delivery id, with what aborts each. */
+  const inFlight = new Map<string, { delivery: ClaimedDelivery; abort: AbortController }>();
   const sending = new Set<Promise<void>>();
-  let held = 0;
   let stopping = false;
   let timer: NodeJS.Timeout | undefined;
   let filling: Promise<void> | undefined;
@@ -90,15 +77,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     timer.unref();
   }
 
-  async function outcomeOf(delivery: ClaimedDelivery, attempt: number, result: AttemptResult): Promise<AttemptOutcome> {
-    if (result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300) return { kind: 'delivered' };
-    const error = result.statusCode !== null ? `HTTP ${result.statusCode}` : `${result.errorClass}: ${result.error}`;
-    const attemptsAllowed = Math.min(delivery.max_attempts, retrySchedule.length);
-    if (!isRetryable(result) || attempt >= attemptsAllowed) return { kind: 'failed', error };
-    return { kind: 'retry', nextAttemptAt: clock.now() + retrySchedule[attempt]!, error };
-  }
-
-  async function send(delivery: ClaimedDelivery): Promise<void> {
+  async function send(delivery: ClaimedDelivery, signal: AbortSignal): Promise<void> {
     const attempt = delivery.attempts + 1;
     try {
       const secret = await store.webhookEndpoints.signingSecret(delivery.endpoint_id);
@@ -112,13 +91,15 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
           body: delivery.payload,
           timeoutMs: delivery.timeout_ms,
         },
-        abort.signal,
+        signal,
       );
-      if (abort.signal.aborted && result.statusCode === null) {
+      if (signal.aborted && result.statusCode === null) {
+        // Cut short by shutdown or by its endpoint going away: not an attempt the receiver
+        // saw through; due again (a cancelled delivery stays cancelled).
         await store.deliveries.release([delivery.id], clock.now(), toIso(clock.now()));
         return;
       }
-      const outcome = await outcomeOf(delivery, attempt, result);
+      const outcome = outcomeOf(result, attempt, delivery.max_attempts, retrySchedule, clock.now());
       await store.deliveries.recordAttempt(
         delivery,
         {
@@ -143,41 +124,37 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     }
   }
 
-  const sendingTo = (endpointId: string) => sendingPerEndpoint.get(endpointId) ?? 0;
-
   /** Starts queued deliveries of an endpoint while it has free slots. */
   function pump(endpointId: string): void {
-    const queue = queues.get(endpointId);
-    while (queue && queue.length > 0 && sendingTo(endpointId) < deps.perEndpointConcurrency) {
-      const delivery = queue.shift()!;
-      sendingPerEndpoint.set(endpointId, sendingTo(endpointId) + 1);
-      const task = send(delivery).finally(() => {
+    for (let delivery = slots.startNext(endpointId); delivery; delivery = slots.startNext(endpointId)) {
+      const started = delivery;
+      const abort = new AbortController();
+      inFlight.set(started.id, { delivery: started, abort });
+      const task = send(started, abort.signal).finally(() => {
         sending.delete(task);
-        held -= 1;
-        sendingPerEndpoint.set(endpointId, sendingTo(endpointId) - 1);
-        if (sendingTo(endpointId) === 0) sendingPerEndpoint.delete(endpointId);
+        inFlight.delete(started.id);
+        slots.finished(started);
         pump(endpointId);
         schedule(0);
       });
       sending.add(task);
     }
-    if (queue && queue.length === 0) queues.delete(endpointId);
+  }
+
+  function releaseQueued(queued: ClaimedDelivery[]): Promise<void> {
+    return store.deliveries.release(
+      queued.map((d) => d.id),
+      clock.now(),
+      toIso(clock.now()),
+    );
   }
 
   /** Returns how many deliveries it claimed. */
   async function fillOnce(): Promise<number> {
-    const capacity = deps.concurrency - held;
+    const capacity = slots.free;
     if (stopping || capacity <= 0) return 0;
-    const roomFor = (id: string) => deps.perEndpointConcurrency - sendingTo(id) - (queues.get(id)?.length ?? 0);
-    const full = [...new Set([...sendingPerEndpoint.keys(), ...queues.keys()])].filter((id) => roomFor(id) <= 0);
-    const claimed = await store.deliveries.claimDue(clock.now(), capacity, LEASE_MS, roomFor, full);
-    held += claimed.length;
-    for (const delivery of claimed) {
-      const queue = queues.get(delivery.endpoint_id) ?? [];
-      queue.push(delivery);
-      queues.set(delivery.endpoint_id, queue);
-    }
-    for (const endpointId of new Set(claimed.map((d) => d.endpoint_id))) pump(endpointId);
+    const claimed = await store.deliveries.claimDue(clock.now(), capacity, LEASE_MS, slots.room());
+    for (const endpointId of slots.admit(claimed)) pump(endpointId);
     if (claimed.length === capacity) fillAgain = true;
     return claimed.length;
   }
@@ -205,7 +182,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         // Due work that the last pass could not claim while attempts are running is waiting for
         // a free slot (global or of its endpoint). A finishing attempt looks again at once
         // (schedule(0) in pump), so looking again now would only spin on the database.
-        if (wait <= 0 && claimed === 0 && held > 0) wait = deps.pollIntervalMs;
+        if (wait <= 0 && claimed === 0 && slots.held > 0) wait = deps.pollIntervalMs;
         schedule(failed ? deps.pollIntervalMs : wait);
       }
     })().finally(() => {
@@ -226,13 +203,21 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       if (timer) clearTimeout(timer);
       await filling;
       // Claimed but not started: straight back to pending.
-      const queued = [...queues.values()].flat().map((d) => d.id);
-      queues.clear();
-      held -= queued.length;
-      await store.deliveries.release(queued, clock.now(), toIso(clock.now()));
-      const grace = setTimeout(() => abort.abort(), deps.stopGraceMs);
+      await releaseQueued(slots.takeQueued());
+      // Attempts settle at once when aborted (the client guarantees it), so stop() ends
+      // within the grace period whatever the receivers do.
+      const grace = setTimeout(() => inFlight.forEach(({ abort }) => abort.abort()), deps.stopGraceMs);
       await Promise.allSettled([...sending]);
       clearTimeout(grace);
+    },
+
+    endpointWithdrawn(endpointId) {
+      const queued = slots.takeQueued(endpointId);
+      if (queued.length > 0) {
+        releaseQueued(queued).catch((error: unknown) => logger.error({ err: error, endpoint_id: endpointId }, 'releasing claimed deliveries failed'));
+      }
+      for (const { delivery, abort } of inFlight.values()) if (delivery.endpoint_id === endpointId) abort.abort();
+      schedule(0);
     },
 
     kick() {

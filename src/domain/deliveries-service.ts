@@ -1,7 +1,7 @@
 import type { Delivery, AttemptRecord, DeliveriesRepository, DeliveryStatus } from '../store/deliveries-repository.js';
 import type { WebhookEndpointsRepository } from '../store/webhook-endpoints-repository.js';
 import type { AttemptResult, WebhookClient } from '../delivery/webhook-client.js';
-import { webhookHeaders } from '../delivery/worker.js';
+import { webhookHeaders } from '../delivery/webhook-headers.js';
 import { toIso, type Clock } from './clock.js';
 import { notFound } from './errors.js';
 import { ID_PREFIX, newId } from './ids.js';

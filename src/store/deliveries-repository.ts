@@ -40,6 +40,14 @@ export interface ClaimedDelivery extends Delivery {
   timeout_ms: number;
 }
 
+/** What the claiming worker has room for; full endpoints and accounts are skipped in the query. */
+export interface ClaimRoom {
+  forEndpoint(endpointId: string): number;
+  forAccount(accountId: string): number;
+  fullEndpoints: readonly string[];
+  fullAccounts: readonly string[];
+}
+
 export type AttemptOutcome =
   | { kind: 'delivered' }
   | { kind: 'retry'; nextAttemptAt: number; error: string }
@@ -48,15 +56,10 @@ export type AttemptOutcome =
 export interface DeliveriesRepository {
   /**
    * Claims up to `limit` due deliveries of enabled endpoints, oldest first, at most
-   * `roomFor(endpoint)` per endpoint (so one endpoint's backlog cannot take every slot).
+   * `room.forEndpoint(endpoint)` per endpoint and `room.forAccount(account)` per account (so
+   * neither one endpoint's backlog nor one account's endpoints can take every slot).
    */
-  claimDue(
-    now: number,
-    limit: number,
-    leaseMs: number,
-    roomFor: (endpointId: string) => number,
-    fullEndpoints: readonly string[],
-  ): Promise<ClaimedDelivery[]>;
+  claimDue(now: number, limit: number, leaseMs: number, room: ClaimRoom): Promise<ClaimedDelivery[]>;
   /**
    * Records an attempt and the delivery's new state, in one transaction (shared with the
    * other attempts recorded in the same turn of the event loop); resolves once committed.
@@ -224,7 +227,7 @@ export function createDeliveriesRepository(db: Kysely<Database>): DeliveriesRepo
   };
 
   return {
-    claimDue(now, limit, leaseMs, roomFor, fullEndpoints) {
+    claimDue(now, limit, leaseMs, room) {
       return db.transaction().execute(async (trx) => {
         let due = trx
           .selectFrom('webhook_deliveries as d')
@@ -253,16 +256,22 @@ export function createDeliveriesRepository(db: Kysely<Database>): DeliveriesRepo
           .where('d.status', '=', 'pending')
           .where('d.next_attempt_at', '<=', now)
           .where('e.enabled', '=', 1);
-        // A busy endpoint's backlog must not hide the due work of the others.
-        if (fullEndpoints.length > 0) due = due.where('d.endpoint_id', 'not in', [...fullEndpoints]);
+        // A busy endpoint's or account's backlog must not hide the due work of the others.
+        if (room.fullEndpoints.length > 0) due = due.where('d.endpoint_id', 'not in', [...room.fullEndpoints]);
+        if (room.fullAccounts.length > 0) due = due.where('d.account_id', 'not in', [...room.fullAccounts]);
         const candidates = await due.orderBy('d.next_attempt_at').orderBy('d.seq').limit(limit * 4).execute();
-        const taken = new Map<string, number>();
-        const rows = candidates.filter((row) => {
-          const n = taken.get(row.endpoint_id) ?? 0;
-          if (n >= roomFor(row.endpoint_id)) return false;
-          taken.set(row.endpoint_id, n + 1);
-          return true;
-        }).slice(0, limit);
+        const takenByEndpoint = new Map<string, number>();
+        const takenByAccount = new Map<string, number>();
+        const rows = candidates
+          .filter((row) => {
+            const byEndpoint = takenByEndpoint.get(row.endpoint_id) ?? 0;
+            const byAccount = takenByAccount.get(row.account_id) ?? 0;
+            if (byEndpoint >= room.forEndpoint(row.endpoint_id) || byAccount >= room.forAccount(row.account_id)) return false;
+            takenByEndpoint.set(row.endpoint_id, byEndpoint + 1);
+            takenByAccount.set(row.account_id, byAccount + 1);
+            return true;
+          })
+          .slice(0, limit);
         if (rows.length === 0) return [];
         await trx
           .updateTable('webhook_deliveries')
