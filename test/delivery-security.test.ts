@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
+import { createAddressGuard } from '../src/delivery/address-guard.js';
 import type { LookupFunction } from '../src/delivery/webhook-client.js';
 import { createLogger } from '../src/logger.js';
 import { createService } from '../src/service.js';
@@ -175,6 +176,102 @@ describe('forbidden addresses (only 127.0.0.1/32 allowed)', () => {
       expect(res.body, url).toMatchObject({ delivered: false, status_code: null, error_class: 'blocked_address' });
     }
     expectUntouched(v4, v6);
+  });
+});
+
+describe('what a tenant learns about host names', () => {
+  it('never the address a name resolved to: not in /test answers, attempt records or last_error', async () => {
+    const closed = await closedPort();
+    const v4 = await receiver({ host: '127.0.0.2' });
+    const s = await server({ lookup: loopbackLookup({ 'internal-db.test': '127.0.0.2', 'internal-api.test': '127.0.0.1' }) });
+    const blocked = await createEndpoint(s, { url: v4.urlFor('internal-db.test'), name: 'blocked' });
+    const refused = await createEndpoint(s, { url: `https://internal-api.test:${closed}/hook`, name: 'refused' });
+    const answers: string[] = [];
+    for (const endpoint of [blocked, refused]) {
+      const res = await s.request('POST', `/v1/webhook-endpoints/${endpoint.id}/test`);
+      expect(res.status, res.text).toBe(200);
+      answers.push(res.text);
+    }
+    expect(JSON.parse(answers[0]!)).toMatchObject({ delivered: false, error_class: 'blocked_address' });
+    expect(JSON.parse(answers[1]!)).toMatchObject({ delivered: false, error_class: 'connect_refused' });
+    await triggerAlert(s);
+    await drain(s);
+    for (const endpoint of [blocked, refused]) answers.push(JSON.stringify(await onlyDelivery(s, endpoint.id)));
+    for (const text of answers) {
+      expect(text).not.toMatch(/127\.0\.0\.[12]/);
+    }
+    expectUntouched(v4);
+  });
+});
+
+describe('the address guard', () => {
+  const guard = createAddressGuard();
+  const refused: [string, RegExp][] = [
+    // IPv4 inside IPv6, in every notation: judged by the IPv4 address, or refused outright.
+    ['::7f00:2', /IPv4-compatible/],
+    ['::127.0.0.2', /IPv4-compatible/],
+    ['::808:808', /IPv4-compatible/],
+    ['0:0:0:0:0:0:7f00:1', /IPv4-compatible/],
+    ['::ffff:7f00:2', /loopback/],
+    ['::ffff:127.0.0.2', /loopback/],
+    ['0:0:0:0:0:ffff:a00:1', /private/],
+    ['::FFFF:A9FE:A9FE', /link-local/],
+    ['::ffff:0:7f00:1', /loopback/],
+    ['64:ff9b::7f00:1', /loopback/],
+    ['64:ff9b::169.254.169.254', /link-local/],
+    // Tunnels and translators to IPv4 anywhere.
+    ['2002:7f00:1::1', /6to4/],
+    ['2002:808:808::', /6to4/],
+    ['64:ff9b:1::7f00:1', /local-use NAT64/],
+    ['64:ff9b:1:ffff::808:808', /local-use NAT64/],
+    ['2001::1', /Teredo/],
+    ['2001:0:4136:e378:8000:63bf:3fff:fdd2', /Teredo/],
+    ['3fff::1', /documentation/],
+    // Unchanged.
+    ['::1', /loopback/],
+    ['::', /unspecified/],
+    ['127.0.0.1', /loopback/],
+    ['fd00:ec2::254', /unique-local/],
+  ];
+  it.each(refused)('refuses %s', (address, reason) => {
+    expect(guard.refusal(address)).toMatch(reason);
+    expect(guard.refusal(`[${address}]`)).toMatch(reason);
+  });
+
+  it.each(['8.8.8.8', '::ffff:8.8.8.8', '::ffff:808:808', '64:ff9b::808:808', '2606:4700:4700::1111', '2001:4860:4860::8888', '2003::1'])(
+    'lets %s through',
+    (address) => {
+      expect(guard.refusal(address)).toBeUndefined();
+    },
+  );
+
+  it('opens an embedded IPv4 address when its IPv4 range is allowed, but never through a tunnel range', () => {
+    const loopbackAllowed = createAddressGuard(['127.0.0.0/8']);
+    expect(loopbackAllowed.refusal('::ffff:7f00:1')).toBeUndefined();
+    expect(loopbackAllowed.refusal('64:ff9b::7f00:1')).toBeUndefined();
+    expect(loopbackAllowed.refusal('::7f00:1')).toMatch(/IPv4-compatible/);
+    expect(loopbackAllowed.refusal('2002:7f00:1::1')).toMatch(/6to4/);
+    expect(createAddressGuard(['2002::/16']).refusal('2002:7f00:1::1')).toBeUndefined();
+  });
+});
+
+describe('forbidden IPv6 forms over HTTP', () => {
+  it('POST .../test to an IPv4-compatible, 6to4, local-use NAT64 or Teredo literal answers blocked_address', async () => {
+    const s = await server({ env: {} });
+    for (const host of ['[::7f00:2]', '[::127.0.0.2]', '[2002:7f00:2::1]', '[64:ff9b:1::7f00:2]', '[2001:0:7f00:2::1]']) {
+      const endpoint = await createEndpoint(s, { url: `https://${host}:8443/hook`, name: host, timeout_ms: 1000 });
+      const res = await s.request('POST', `/v1/webhook-endpoints/${endpoint.id}/test`);
+      expect(res.status, res.text).toBe(200);
+      expect(res.body, host).toMatchObject({ delivered: false, status_code: null, error_class: 'blocked_address' });
+    }
+  });
+
+  it('records a delivery to an IPv4-compatible literal as blocked_address, not retried', async () => {
+    const s = await server({ env: {} });
+    const endpoint = await createEndpoint(s, { url: 'https://[::7f00:2]:8443/hook', timeout_ms: 1000 });
+    await triggerAlert(s);
+    await drain(s);
+    await expectBlocked(s, endpoint.id);
   });
 });
 

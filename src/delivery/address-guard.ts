@@ -2,8 +2,9 @@ import { BlockList, isIP } from 'node:net';
 
 /**
  * Which addresses webhooks may connect to. Private, loopback, link-local, unique-local,
- * CGNAT, multicast, documentation and cloud-metadata ranges are refused unless an operator
- * opened a range with ALERTS_WEBHOOK_ALLOWED_CIDRS.
+ * CGNAT, multicast, documentation and cloud-metadata ranges, and IPv6 transition ranges that
+ * tunnel to IPv4 (IPv4-compatible, 6to4, Teredo, local-use NAT64), are refused unless an
+ * operator opened a range with ALERTS_WEBHOOK_ALLOWED_CIDRS.
  */
 export interface AddressGuard {
   /** Why the address is refused, or undefined when it may be connected to. */
@@ -31,26 +32,52 @@ const BLOCKED_V4 = [
 const BLOCKED_V6 = [
   ['::', 128, 'unspecified'],
   ['::1', 128, 'loopback'],
+  // Deprecated IPv4-compatible addresses (::a.b.c.d, also written ::7f00:2): never a real
+  // destination, and some systems tunnel them to the embedded IPv4 address.
+  ['::', 96, 'IPv4-compatible (deprecated)'],
+  ['64:ff9b:1::', 48, 'local-use NAT64'],
   ['100::', 64, 'discard'],
+  // Teredo and 6to4 tunnel to an IPv4 address carried inside; no webhook receiver needs them.
+  ['2001::', 32, 'Teredo'],
   ['2001:db8::', 32, 'documentation'],
+  ['2002::', 16, '6to4'],
+  ['3fff::', 20, 'documentation'],
   ['fc00::', 7, 'unique-local (includes fd00:ec2::254 cloud metadata)'],
   ['fe80::', 10, 'link-local'],
   ['fec0::', 10, 'site-local'],
   ['ff00::', 8, 'multicast'],
 ] as const;
 
-/** IPv4 addresses carried inside IPv6 (mapped, NAT64, 6to4 and the like) are judged as IPv4. */
-function embeddedIpv4(address: string): string | undefined {
-  const lower = address.toLowerCase();
-  const dotted = /^(?:::ffff:|::ffff:0:|64:ff9b::|::)(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
-  if (dotted) return dotted[1];
-  const hex = /^(?:::ffff:|64:ff9b::)([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(lower);
-  if (hex) {
-    const high = parseInt(hex[1]!, 16);
-    const low = parseInt(hex[2]!, 16);
-    return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
+/** The eight 16-bit groups of a valid IPv6 address, in any of its textual forms. */
+function ipv6Groups(address: string): number[] {
+  let text = address.toLowerCase();
+  const dotted = /^(.*:)(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(2).map(Number) as [number, number, number, number];
+    text = `${dotted[1]}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
   }
-  return undefined;
+  const parse = (part: string) => (part === '' ? [] : part.split(':').map((group) => parseInt(group, 16)));
+  const [head = '', tail] = text.split('::');
+  if (tail === undefined) return parse(head);
+  const start = parse(head);
+  const end = parse(tail);
+  return [...start, ...new Array<number>(8 - start.length - end.length).fill(0), ...end];
+}
+
+/**
+ * IPv4 addresses carried inside IPv6 are judged as IPv4: IPv4-mapped (::ffff:0:0/96),
+ * IPv4-translated (::ffff:0:0:0/96) and NAT64 (64:ff9b::/96), whatever the notation.
+ */
+function embeddedIpv4(address: string): string | undefined {
+  const g = ipv6Groups(address);
+  const zeros = (from: number, to: number) => g.slice(from, to).every((group) => group === 0);
+  const mapped = zeros(0, 5) && g[5] === 0xffff;
+  const translated = zeros(0, 4) && g[4] === 0xffff && g[5] === 0;
+  const nat64 = g[0] === 0x64 && g[1] === 0xff9b && zeros(2, 6);
+  if (!mapped && !translated && !nat64) return undefined;
+  const high = g[6]!;
+  const low = g[7]!;
+  return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
 }
 
 export class CidrError extends Error {}

@@ -25,6 +25,12 @@ export const WINDOW_MS: Record<WindowDuration, number> = {
 
 /** Alert rules an account may hold; the published contract answers 409 beyond it. */
 export const MAX_ALERT_RULES_PER_ACCOUNT = 10;
+/**
+ * Longest rule name and project id (ours: the published document sets none; see README).
+ * The same as the published limit on endpoint names, and as telemetry's project_id.
+ */
+export const MAX_RULE_NAME_LENGTH = 255;
+export const MAX_PROJECT_ID_LENGTH = 255;
 
 /** What a user chooses about a rule: the fields of create and PATCH. */
 export interface AlertRuleSettings {

@@ -11,6 +11,7 @@ import {
   type WebhookEndpoint,
   type WebhookEndpointFilter,
   type WebhookEndpointPatch,
+  webhookUrlProblem,
 } from './webhook-endpoints.js';
 
 export interface WebhookEndpointsService {
@@ -30,12 +31,24 @@ function checkHeaders(headers: Record<string, string> | undefined): void {
   }
 }
 
+function checkUrl(url: string | undefined): void {
+  if (url === undefined) return;
+  const problem = webhookUrlProblem(url);
+  if (problem !== undefined) throw new AppError('validation', `invalid request body: url ${problem}`, [{ field: 'url', message: problem }]);
+}
+
 /** Webhook endpoint use cases; the HTTP layer calls these with validated input. */
-export function createWebhookEndpointsService(deps: { endpoints: WebhookEndpointsRepository; clock: Clock }): WebhookEndpointsService {
+export function createWebhookEndpointsService(deps: {
+  endpoints: WebhookEndpointsRepository;
+  clock: Clock;
+  /** Called once an endpoint's deletion or disabling is committed: its attempts in flight stop. */
+  onWithdrawn?: (endpointId: string) => void;
+}): WebhookEndpointsService {
   const { endpoints, clock } = deps;
 
   return {
     async create(accountId, input) {
+      checkUrl(input.url);
       checkHeaders(input.headers);
       const signingSecret = newSigningSecret();
       const created = await endpoints.insertWithinLimit(
@@ -62,15 +75,18 @@ export function createWebhookEndpointsService(deps: { endpoints: WebhookEndpoint
     },
 
     async update(accountId, id, patch) {
+      checkUrl(patch.url);
       checkHeaders(patch.headers);
       const normalized = patch.event_types ? { ...patch, event_types: [...new Set(patch.event_types)] } : patch;
       const endpoint = await endpoints.update(accountId, id, normalized, toIso(clock.now()));
       if (!endpoint) throw notFound('webhook endpoint', id);
+      if (!endpoint.enabled) deps.onWithdrawn?.(id);
       return endpoint;
     },
 
     async delete(accountId, id) {
       if (!(await endpoints.delete(accountId, id, toIso(clock.now())))) throw notFound('webhook endpoint', id);
+      deps.onWithdrawn?.(id);
     },
 
     async rotateSecret(accountId, id) {

@@ -59,30 +59,96 @@ export function newSigningSecret(): string {
   return 'whsec_' + randomBytes(32).toString('base64url');
 }
 
+/** Longest endpoint name (as published) and URL (ours: a deviation, see README). */
+export const MAX_ENDPOINT_NAME_LENGTH = 255;
+export const MAX_ENDPOINT_URL_LENGTH = 2048;
+/** Custom headers an endpoint may carry, and the longest name and value (ours, see README). */
+export const MAX_CUSTOM_HEADERS = 20;
+export const MAX_HEADER_NAME_LENGTH = 128;
+export const MAX_HEADER_VALUE_LENGTH = 1024;
+
 /**
- * Headers our own delivery sets. A custom header of the same name is accepted on write
- * (clients commonly repeat Content-Type) but never sent: ours always win.
+ * Headers that describe one connection or message framing, not the webhook: a custom one
+ * would either break every attempt (the HTTP client refuses them) or be meaningless, so
+ * they are refused on write.
+ */
+export const FORBIDDEN_HEADER_NAMES = [
+  'connection',
+  'content-length',
+  'expect',
+  'host',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+] as const;
+
+/**
+ * Headers our own delivery sets, or never sends. A custom header of one of our names is
+ * accepted on write (clients commonly repeat Content-Type) but never sent: ours always win.
+ * The forbidden names are refused on write; they are listed here too so that endpoints
+ * stored before that rule still deliver.
  */
 export const RESERVED_HEADER_NAMES = [
   'content-type',
-  'content-length',
-  'host',
   'x-polyai-timestamp',
   'x-polyai-signature',
   'x-polyai-event-id',
+  ...FORBIDDEN_HEADER_NAMES,
 ] as const;
 
+const FORBIDDEN = new Set<string>(FORBIDDEN_HEADER_NAMES);
+// RFC 9110 token: what a header name may be.
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// Visible ASCII, space and tab only: CR/LF would let a header value inject others.
+// Visible ASCII, space and tab only: CR/LF would let a header value inject others, NUL ends it.
 const HEADER_VALUE = /^[\t\x20-\x7e]*$/;
 
 /** Checks custom headers; returns one message per bad header (empty when all are fine). */
 export function customHeaderProblems(headers: Record<string, string>): { field: string; message: string }[] {
   const problems: { field: string; message: string }[] = [];
+  const names = Object.keys(headers);
+  if (names.length > MAX_CUSTOM_HEADERS) {
+    problems.push({ field: 'headers', message: `must have at most ${MAX_CUSTOM_HEADERS} headers (has ${names.length})` });
+  }
+  const seen = new Map<string, string>();
   for (const [name, value] of Object.entries(headers)) {
-    const field = `headers.${name}`;
+    // A name can be as long as the body allows: the message names at most its start.
+    const field = `headers.${name.length > 64 ? `${name.slice(0, 63)}…` : name}`;
+    const lower = name.toLowerCase();
     if (!HEADER_NAME.test(name)) problems.push({ field, message: 'is not a valid HTTP header name' });
+    else if (name.length > MAX_HEADER_NAME_LENGTH) problems.push({ field, message: `name is longer than ${MAX_HEADER_NAME_LENGTH} characters` });
+    else if (FORBIDDEN.has(lower)) problems.push({ field, message: 'is a connection-level header and cannot be set' });
+    else if (seen.has(lower)) problems.push({ field, message: `repeats ${seen.get(lower)} (header names are case-insensitive)` });
     else if (!HEADER_VALUE.test(value)) problems.push({ field, message: 'must contain printable ASCII characters only' });
+    else if (value.length > MAX_HEADER_VALUE_LENGTH) problems.push({ field, message: `must be at most ${MAX_HEADER_VALUE_LENGTH} characters` });
+    if (!seen.has(lower)) seen.set(lower, name);
   }
   return problems;
+}
+
+/**
+ * Why an https:// URL (already checked by the schema) can never be delivered to, or
+ * undefined when it can: a port outside 1-65535 (port 0 would silently mean 443) or user
+ * information, which is never sent.
+ */
+export function webhookUrlProblem(url: string): string | undefined {
+  const authority = /^https:\/\/([^/?#\\]*)/i.exec(url)?.[1];
+  if (authority === undefined) return 'must be an https:// URL';
+  if (authority.includes('@')) return 'must not contain user information (user:password@): it would never be sent';
+  const port = /:([^:\]]*)$/.exec(authority.replace(/^\[[^\]]*\]/, '[]'))?.[1];
+  if (port !== undefined && port !== '' && !(/^\d{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65535)) {
+    return 'must have a port between 1 and 65535';
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return 'is not a valid URL';
+  }
+  if (parsed.protocol !== 'https:') return 'must be an https:// URL';
+  if (parsed.username !== '' || parsed.password !== '') return 'must not contain user information (user:password@): it would never be sent';
+  if (parsed.hostname === '') return 'must name a host';
+  return undefined;
 }

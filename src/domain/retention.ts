@@ -1,0 +1,145 @@
+import { toIso, type Clock } from './clock.js';
+
+/** The documented default: alert events, deliveries and attempts are kept 30 days. */
+export const DEFAULT_EVENT_RETENTION = '30d';
+export const MIN_RETENTION_MS = 3_600_000;
+export const MAX_RETENTION_MS = 3650 * 86_400_000;
+
+const UNIT_MS: Record<string, number> = { '': 1, ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * Parses a retention such as `30d`, `72h` or `off` (keep everything). Units ms, s, m, h, d;
+ * a bare number is milliseconds. Returns milliseconds, or null for `off`; throws with a
+ * message naming the problem.
+ */
+export function parseRetention(text: string): number | null {
+  const trimmed = text.trim();
+  if (trimmed.toLowerCase() === 'off') return null;
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(trimmed);
+  if (!match) throw new Error(`"${text}" is not a duration like 30d, 72h or off`);
+  const ms = Math.round(Number(match[1]) * UNIT_MS[match[2] ?? '']!);
+  if (ms < MIN_RETENTION_MS || ms > MAX_RETENTION_MS) throw new Error(`"${text}" must be between 1h and 3650d, or off`);
+  return ms;
+}
+
+/** Deletions of one batch. */
+export interface PrunedCounts {
+  deliveries: number;
+  attempts: number;
+  events: number;
+}
+
+/** What the pruner needs from storage; each call is one short transaction. */
+export interface RetentionStore {
+  /**
+   * Deletes up to `limit` finished deliveries (delivered, failed or cancelled; never pending
+   * or in flight) created and last changed before `beforeIso`, and their attempts.
+   */
+  pruneFinishedDeliveries(beforeIso: string, limit: number): Promise<{ deliveries: number; attempts: number }>;
+  /** Deletes up to `limit` alert events created before `beforeIso` that no delivery refers to. */
+  pruneUnreferencedEvents(beforeIso: string, limit: number): Promise<number>;
+}
+
+export interface RetentionPruner {
+  /** Prunes now (without holding up the caller) and then every interval. */
+  start(): void;
+  /** Stops the timer and waits for a prune in progress, which stops after its current batch. */
+  stop(): Promise<void>;
+  /** Prunes everything older than the retention at the clock's current time; resolves with the totals. */
+  pruneNow(): Promise<PrunedCounts>;
+}
+
+export interface RetentionPrunerDeps {
+  store: RetentionStore;
+  clock: Clock;
+  /** null keeps everything (`ALERTS_EVENT_RETENTION=off`). */
+  retentionMs: number | null;
+  /** Time between prunes; default one hour. */
+  intervalMs?: number;
+  /** Rows per transaction; small, so a prune never holds the write lock for long. */
+  batchSize?: number;
+  onPruned?: (counts: PrunedCounts) => void;
+  onError?: (error: unknown) => void;
+}
+
+const HOUR = 3_600_000;
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Deletes alert events, webhook deliveries and their attempts once they are older than the
+ * retention, in small batches with a turn of the event loop between them, so requests and
+ * the delivery worker keep going while a large backlog is pruned.
+ */
+export function createRetentionPruner(deps: RetentionPrunerDeps): RetentionPruner {
+  const { store, clock, retentionMs } = deps;
+  const intervalMs = deps.intervalMs ?? HOUR;
+  const batchSize = deps.batchSize ?? 500;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<PrunedCounts> | undefined;
+  let stopping = false;
+
+  async function prune(): Promise<PrunedCounts> {
+    const totals: PrunedCounts = { deliveries: 0, attempts: 0, events: 0 };
+    if (retentionMs === null) return totals;
+    const before = toIso(clock.now() - retentionMs);
+    // Deliveries first: an event goes only once no delivery refers to it.
+    for (;;) {
+      if (stopping) return totals;
+      const { deliveries, attempts } = await store.pruneFinishedDeliveries(before, batchSize);
+      totals.deliveries += deliveries;
+      totals.attempts += attempts;
+      if (deliveries < batchSize) break;
+      await yieldToEventLoop();
+    }
+    for (;;) {
+      if (stopping) return totals;
+      const events = await store.pruneUnreferencedEvents(before, batchSize);
+      totals.events += events;
+      if (events < batchSize) break;
+      await yieldToEventLoop();
+    }
+    return totals;
+  }
+
+  function pruneNow(): Promise<PrunedCounts> {
+    // One prune at a time; a request during one runs after it, at its own time.
+    const previous = running ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(prune);
+    running = next;
+    void next.then(
+      () => {
+        if (running === next) running = undefined;
+      },
+      () => {
+        if (running === next) running = undefined;
+      },
+    );
+    return next;
+  }
+
+  function runScheduled(): void {
+    pruneNow().then(
+      (counts) => {
+        if (counts.deliveries + counts.attempts + counts.events > 0) deps.onPruned?.(counts);
+      },
+      (error: unknown) => deps.onError?.(error),
+    );
+  }
+
+  return {
+    start() {
+      if (retentionMs === null || timer !== undefined) return;
+      stopping = false;
+      runScheduled();
+      timer = setInterval(runScheduled, intervalMs);
+      timer.unref();
+    },
+    async stop() {
+      stopping = true;
+      if (timer !== undefined) clearInterval(timer);
+      timer = undefined;
+      await running?.catch(() => undefined);
+    },
+    pruneNow,
+  };
+}
