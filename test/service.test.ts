@@ -366,6 +366,6 @@ describe('the HTTP layer', () => {
 
     const health = await fetch(`${server.baseUrl}/healthz`);
     expect(health.status).toBe(503);
-    expect(await health.json()).toEqual({ status: 'unavailable' });
+    expect(await health.json()).toEqual({ status: 'unavailable', message: expect.stringMatching(/^the database does not answer: /) });
   });
 });

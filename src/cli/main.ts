@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, loadConfig } from '../config.js';
+import { AppError } from '../domain/errors.js';
 import { DEMO_DEFAULTS, demoCommand, type DemoOptions, type IncidentKind } from './demo.js';
 import { createKey, listKeys, revokeKey } from './keys.js';
 import { registerListenCommand } from './listen.js';
@@ -9,7 +10,9 @@ import { serve } from './serve.js';
 const out = (line: string) => process.stdout.write(line + '\n');
 
 function fail(error: unknown): never {
-  const message = error instanceof ConfigError ? error.message : error instanceof Error ? error.message : String(error);
+  let message = error instanceof ConfigError ? error.message : error instanceof Error ? error.message : String(error);
+  // Storage failing (disk full, I/O error): the words of the database itself say what to fix.
+  if (error instanceof AppError && error.code === 'unavailable' && error.cause instanceof Error) message += ` (${error.cause.message})`;
   process.stderr.write(`alerts: ${message}\n`);
   process.exit(error instanceof ConfigError ? 78 : 1);
 }

@@ -1,6 +1,6 @@
 import type { Clock } from './clock.js';
-import { AppError, type FieldError } from './errors.js';
-import { eventProblems, parseTelemetryBatch, type TelemetryEvent, type TelemetryEventInput } from './telemetry.js';
+import { invalidRequest, type AppError, type FieldError } from './errors.js';
+import { eventProblems, MAX_EVENTS_PER_BATCH, parseTelemetryBatch, type TelemetryEvent, type TelemetryEventInput } from './telemetry.js';
 
 /** What ingestion needs of the engine: record durably, then evaluate. */
 export interface TelemetryIngestor {
@@ -13,12 +13,10 @@ export interface TelemetryService {
   /**
    * The rejection of a body that failed its schema: the schema's errors together with the
    * problems of every other item, so that each bad item is named, not only the first kind.
+   * `schemaErrorCount` is how many schema problems there were, when only some are given.
    */
-  rejectInvalid(body: unknown, schemaErrors: readonly FieldError[]): AppError;
+  rejectInvalid(body: unknown, schemaErrors: readonly FieldError[], schemaErrorCount?: number): AppError;
 }
-
-/** Errors listed in one response; a batch of 10,000 bad items gets a count of the rest. */
-const MAX_LISTED_ERRORS = 100;
 
 /** The item a field belongs to (`events[17].latency_ms` -> 17); -1 for the batch itself. */
 function itemIndex(field: string): number {
@@ -26,12 +24,8 @@ function itemIndex(field: string): number {
   return match ? Number(match[1]) : -1;
 }
 
-function rejection(errors: readonly FieldError[]): AppError {
-  const listed = errors.slice(0, MAX_LISTED_ERRORS);
-  const describe = (e: FieldError) => (e.field === '(body)' ? e.message : `${e.field} ${e.message}`);
-  const inList = listed.length > 5 ? `; ${listed.length - 5} more in errors` : '';
-  const beyond = errors.length > listed.length ? `; ${errors.length - listed.length} more not listed` : '';
-  return new AppError('validation', `invalid telemetry batch, nothing was stored: ${listed.slice(0, 5).map(describe).join('; ')}${inList}${beyond}`, listed);
+function rejection(errors: readonly FieldError[], total = errors.length): AppError {
+  return invalidRequest('validation', 'invalid telemetry batch, nothing was stored', errors, total);
 }
 
 export function createTelemetryService(deps: { ingestor: TelemetryIngestor; clock: Clock }): TelemetryService {
@@ -43,18 +37,17 @@ export function createTelemetryService(deps: { ingestor: TelemetryIngestor; cloc
       return parsed.events.length;
     },
 
-    rejectInvalid(body, schemaErrors) {
+    rejectInvalid(body, schemaErrors, schemaErrorCount = schemaErrors.length) {
       const now = deps.clock.now();
-      const items =
-        typeof body === 'object' && body !== null && Array.isArray((body as { events?: unknown }).events)
-          ? ((body as { events: unknown[] }).events)
-          : [];
+      const events = typeof body === 'object' && body !== null ? (body as { events?: unknown }).events : undefined;
+      // An over-long batch is rejected for its length alone: its items are not looked at.
+      const items = Array.isArray(events) && events.length <= MAX_EVENTS_PER_BATCH ? (events as unknown[]) : [];
       // A field the schema already rejected is named once, with the schema's reason.
       const named = new Set(schemaErrors.map((e) => e.field));
       const others = items.flatMap((item, i) => eventProblems(item, i, now)).filter((e) => !named.has(e.field));
       // Batch-level problems first, then item by item (the sort is stable).
       const errors = [...schemaErrors, ...others].sort((a, b) => itemIndex(a.field) - itemIndex(b.field));
-      return rejection(errors);
+      return rejection(errors, schemaErrorCount + others.length);
     },
   };
 }

@@ -6,13 +6,17 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import type { Logger } from 'pino';
 import secureJson from 'secure-json-parse';
 import { Type } from 'typebox';
+import type { HttpServerConfig } from '../config.js';
 import type { AlertRulesService } from '../domain/alert-rules-service.js';
 import type { ApiKeysService } from '../domain/api-keys-service.js';
 import type { DeliveriesService } from '../domain/deliveries-service.js';
+import { AppError } from '../domain/errors.js';
 import type { TelemetryService } from '../domain/telemetry-service.js';
 import type { WebhookEndpointsService } from '../domain/webhook-endpoints-service.js';
 import { requireApiKey } from './auth.js';
+import { answerUnmetExpectation, createClientErrorHandler } from './client-errors.js';
 import { registerErrorHandling } from './error-handler.js';
+import { DEFAULT_MAX_JSON_VALUES, exceedsJsonValueBudget } from './json-budget.js';
 import { alertRuleRoutes } from './routes/alert-rules.js';
 import { alertRoutes } from './routes/alerts.js';
 import { deliveryRoutes } from './routes/deliveries.js';
@@ -31,9 +35,14 @@ export interface HttpDeps {
   endpoints: WebhookEndpointsService;
   telemetry: TelemetryService;
   deliveries: DeliveriesService;
-  /** Answers the health check; throws when the service cannot serve. */
+  /** Answers the health check; throws, with a message naming the cause, when the service cannot serve. */
   checkHealth: () => Promise<void>;
+  /** Timeouts and connection limit of the HTTP server. */
+  http: HttpServerConfig;
 }
+
+/** Request headers must arrive within this, or within the request timeout when shorter. */
+const HEADERS_TIMEOUT_MS = 10_000;
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
@@ -66,7 +75,22 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    return503OnClosing: true,
+    // Our own 503 (in the onRequest hook below) has our body and headers; Fastify's has not.
+    return503OnClosing: false,
+    // Slow or numerous clients cannot hold the server: the whole request must arrive within
+    // the request timeout (checked every second or so, not Node's default 30 s).
+    requestTimeout: deps.http.requestTimeoutMs,
+    keepAliveTimeout: deps.http.keepAliveTimeoutMs,
+    http: {
+      requestTimeout: deps.http.requestTimeoutMs,
+      headersTimeout: Math.min(deps.http.requestTimeoutMs, HEADERS_TIMEOUT_MS),
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(deps.http.requestTimeoutMs / 4))),
+    },
+    // What Node's parser rejects (431, a bad Content-Length, malformed HTTP, 408) gets our shape.
+    clientErrorHandler: createClientErrorHandler(SECURITY_HEADERS),
+    // The error handler words validation failures from the list; Fastify's own message would
+    // join every one of possibly thousands of problems.
+    schemaErrorFormatter: (errors, part) => new Error(`invalid ${part}: ${errors.length} problem(s)`),
     // Long but well-formed IDs reach the route and get the contract's 404, not a 414.
     routerOptions: { maxParamLength: 512 },
     // URLs the router cannot even decode still get our JSON error shape and headers.
@@ -81,6 +105,18 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  app.server.maxConnections = deps.http.maxConnections;
+  // Connections over the limit are closed by Node as they arrive; say so, at most every 10 s.
+  let dropped = 0;
+  let droppedLoggedAt = -Infinity;
+  app.server.on('drop', () => {
+    dropped += 1;
+    if (Date.now() - droppedLoggedAt < 10_000) return;
+    app.log.warn({ dropped, maxConnections: deps.http.maxConnections }, 'connections refused: ALERTS_MAX_CONNECTIONS reached');
+    dropped = 0;
+    droppedLoggedAt = Date.now();
+  });
+  app.server.on('checkExpectation', answerUnmetExpectation(SECURITY_HEADERS));
   app.setValidatorCompiler(createValidatorCompiler());
   registerErrorHandling(app);
 
@@ -88,9 +124,16 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
   // on POST /rotate-secret) is "no body" rather than an error; bodies are parsed with
   // prototype-poisoning protection.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = body as string;
     if (text.trim() === '') return done(null, undefined);
+    // Parsing costs per value, not per byte: a body with more values than the route can
+    // accept is refused before it is parsed (see json-budget.ts).
+    const maxValues = request.routeOptions.config.maxJsonValues ?? DEFAULT_MAX_JSON_VALUES;
+    if (exceedsJsonValueBudget(text, maxValues)) {
+      const limit = maxValues.toLocaleString('en-US');
+      return done(new AppError('validation', `request body holds more than ${limit} JSON values, more than this operation accepts`), undefined);
+    }
     try {
       done(null, secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' }));
     } catch (error) {
@@ -98,9 +141,17 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
     }
   });
 
+  // Set once shutdown starts; see the hooks below.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
     if (!request.url.startsWith('/docs')) reply.headers(SECURITY_HEADERS);
+    // A request arriving on an open connection during shutdown is turned away at once.
+    if (closing) return reply.status(503).header('connection', 'close').send({ message: 'the service is shutting down; try again' });
   });
 
   // An answer sent before the whole request arrived (a 415, an unknown route, a failed
@@ -113,10 +164,6 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
 
   // Once shutdown starts, a response to a request that was already in flight ends its
   // connection: otherwise a keep-alive connection stays open and the server never closes.
-  let closing = false;
-  app.addHook('preClose', async () => {
-    closing = true;
-  });
   app.addHook('onSend', async (_request, reply) => {
     if (closing) reply.header('connection', 'close');
   });
@@ -145,14 +192,19 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
 
   app.get(
     '/healthz',
-    { schema: { hide: true, response: { 200: Type.Object({ status: Type.String() }), 503: Type.Object({ status: Type.String() }) } } },
+    {
+      schema: {
+        hide: true,
+        response: { 200: Type.Object({ status: Type.String() }), 503: Type.Object({ status: Type.String(), message: Type.String() }) },
+      },
+    },
     async (request, reply) => {
       try {
         await deps.checkHealth();
         return { status: 'ok' };
       } catch (error) {
         request.log.error({ err: error }, 'health check failed');
-        return reply.status(503).send({ status: 'unavailable' });
+        return reply.status(503).send({ status: 'unavailable', message: (error as Error).message });
       }
     },
   );

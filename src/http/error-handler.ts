@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AppError, type FieldError } from '../domain/errors.js';
+import { AppError, clip, invalidRequest, MAX_LISTED_ERRORS, type FieldError } from '../domain/errors.js';
 import { fieldErrors } from './validation.js';
 
 const PART_NAMES: Record<string, string> = {
@@ -15,11 +15,10 @@ export function toAppError(error: FastifyError | AppError | Error): AppError {
   const fe = error as FastifyError;
 
   if (fe.validation) {
-    const errors: FieldError[] = fieldErrors(fe.validation as Parameters<typeof fieldErrors>[0]);
+    const { errors, total } = fieldErrors(fe.validation as Parameters<typeof fieldErrors>[0]);
     const part = fe.validationContext ?? 'body';
-    const summary = errors.map((e) => (e.field === '(body)' ? e.message : `${e.field} ${e.message}`)).join('; ');
-    if (part === 'params') return new AppError('malformedId', `malformed ID in path: ${summary}`, errors);
-    return new AppError('validation', `invalid ${PART_NAMES[part] ?? part}: ${summary}`, errors);
+    if (part === 'params') return invalidRequest('malformedId', 'malformed ID in path', errors, total);
+    return invalidRequest('validation', `invalid ${PART_NAMES[part] ?? part}`, errors, total);
   }
 
   switch (fe.code) {
@@ -43,17 +42,31 @@ export function toAppError(error: FastifyError | AppError | Error): AppError {
   return new AppError('internal', 'internal server error');
 }
 
+/** Longest message an error body carries, whatever produced it. */
+export const MAX_MESSAGE_LENGTH = 1000;
+
+/**
+ * The body of an error answer, bounded whatever the error holds: the message and each listed
+ * problem are cut to length, and at most 100 problems are listed.
+ */
+export function errorBody(error: AppError): { message: string; errors?: FieldError[] } {
+  const body: { message: string; errors?: FieldError[] } = { message: clip(error.message, MAX_MESSAGE_LENGTH) };
+  if (error.errors && error.errors.length > 0) {
+    body.errors = error.errors.slice(0, MAX_LISTED_ERRORS).map((e) => ({ field: clip(e.field), message: clip(e.message) }));
+  }
+  return body;
+}
+
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const appError = toAppError(error);
+    const body = errorBody(appError);
     if (appError.status >= 500) request.log.error({ err: error }, 'request failed');
-    else request.log.info({ status: appError.status, message: appError.message }, 'request rejected');
-    const body: { message: string; errors?: FieldError[] } = { message: appError.message };
-    if (appError.errors && appError.errors.length > 0) body.errors = appError.errors;
+    else request.log.info({ status: appError.status, message: body.message }, 'request rejected');
     return reply.status(appError.status).send(body);
   });
 
   app.setNotFoundHandler((request, reply) => {
-    return reply.status(404).send({ message: `no route for ${request.method} ${request.url.split('?')[0]}` });
+    return reply.status(404).send({ message: clip(`no route for ${request.method} ${request.url.split('?')[0]}`, MAX_MESSAGE_LENGTH) });
   });
 }

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
+import type { Logger } from 'pino';
 import { expect } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import type { Clock } from '../../src/domain/clock.js';
@@ -65,6 +66,8 @@ export async function startTestServer(
     lookup?: LookupFunction;
     /** Use this directory (and its alerts.db) instead of a fresh one, and keep it on close: for restarts. */
     dir?: string;
+    /** Where the service logs (default: nowhere). */
+    logger?: Logger;
   } = {},
 ): Promise<TestServer> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'alerts-test-'));
@@ -80,7 +83,7 @@ export async function startTestServer(
     ALERTS_DELIVERY_WORKER: 'off',
     ...options.env,
   });
-  const service = await createService({ config, logger: createLogger('silent'), clock: options.clock, lookup: options.lookup });
+  const service = await createService({ config, logger: options.logger ?? createLogger('silent'), clock: options.clock, lookup: options.lookup });
   await service.app.listen({ host: '127.0.0.1', port: 0 });
   const address = service.app.server.address();
   if (!address || typeof address === 'string') throw new Error('no address');

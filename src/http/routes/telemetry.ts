@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { MAX_EVENTS_PER_BATCH } from '../../domain/telemetry.js';
 import type { TelemetryService } from '../../domain/telemetry-service.js';
 import { errorResponses, TelemetryAccepted, TelemetryBatch } from '../schemas.js';
 import { fieldErrors } from '../validation.js';
@@ -6,11 +7,19 @@ import { fieldErrors } from '../validation.js';
 /** A full batch of 10,000 events with long project ids fits comfortably. */
 export const TELEMETRY_BODY_LIMIT_BYTES = 8 * 1024 * 1024;
 
+/**
+ * A valid batch has at most 5 `{`, `[` or `,` per event (its `{`, the commas between its 4
+ * fields, the comma before it) and 2 around them: a body with many more is invalid whatever
+ * it holds, and is refused before it is parsed (8 MiB of `{},` would be 2.7 million objects).
+ */
+export const TELEMETRY_MAX_JSON_VALUES = MAX_EVENTS_PER_BATCH * 8;
+
 export const telemetryRoutes: FastifyPluginAsyncTypebox<{ telemetry: TelemetryService }> = async (app, { telemetry }) => {
   app.post(
     '/v1/telemetry/events',
     {
       bodyLimit: TELEMETRY_BODY_LIMIT_BYTES,
+      config: { maxJsonValues: TELEMETRY_MAX_JSON_VALUES },
       // A schema failure is answered by the handler, so that it can name the other bad
       // items of the batch as well (at most 100 problems listed).
       attachValidation: true,
@@ -30,7 +39,8 @@ export const telemetryRoutes: FastifyPluginAsyncTypebox<{ telemetry: TelemetrySe
       if (request.validationError) {
         const { validation } = request.validationError;
         if (!validation) throw request.validationError;
-        throw telemetry.rejectInvalid(request.body, fieldErrors(validation as Parameters<typeof fieldErrors>[0]));
+        const { errors, total } = fieldErrors(validation as Parameters<typeof fieldErrors>[0]);
+        throw telemetry.rejectInvalid(request.body, errors, total);
       }
       return reply.status(202).send({ accepted: await telemetry.ingest(request.accountId, request.body.events) });
     },
