@@ -11,6 +11,10 @@
  *   detection   from sending the batch that crosses a threshold to the committed
  *               alerts.triggered event, and whether it is committed before the 202.
  *   accuracy    p50/p95 of 1 million generated latencies: our windowed sketch against exact.
+ *   projects    heap and RSS of the service after a call and a turn from each of 200,000
+ *               distinct projects (no rule refers to them), after ingestion and after a
+ *               restart, against the same events without a project. `engine.js projects <n>`
+ *               is also the child that test/engine-memory.test.ts runs.
  *
  * Every part runs in a fresh child process of this script (`engine.js <part>`), so memory
  * and JIT state do not leak between them. All traffic is on 127.0.0.1.
@@ -29,6 +33,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon, { type Options, type Result } from 'autocannon';
 import BetterSqlite3 from 'better-sqlite3';
 import Fastify from 'fastify';
+import { sql } from 'kysely';
 import { pino } from 'pino';
 import secureJson from 'secure-json-parse';
 import { loadConfig } from '../src/config.js';
@@ -665,6 +670,146 @@ async function accuracyReport(): Promise<string> {
   ].join('\n');
 }
 
+// ---------------------------------------------------------------- many projects
+
+export interface ProjectsMemoryResult {
+  projects: number;
+  /** Events sent: a call and a turn per project. */
+  events: number;
+  /**
+   * JS memory (heap used plus array buffers, where histograms live) after a full GC: the
+   * service started with one account-wide rule, no telemetry.
+   */
+  heapBeforeMiB: number;
+  /** ... after the events were ingested and a pass ran. */
+  heapAfterIngestMiB: number;
+  /** ... after a restart on the same database (start-up replay, first pass). */
+  heapAfterRestartMiB: number;
+  rssBeforeMiB: number;
+  rssAfterIngestMiB: number;
+  rssAfterRestartMiB: number;
+  ingestS: number;
+  restartS: number;
+  /** call_volume of the account-wide 60m rule after ingestion and after the restart: proof every event counted. */
+  accountCalls: [number | null, number | null];
+  /** Rows of telemetry_scopes: the account plus each distinct project. */
+  storedScopes: number;
+}
+
+/** Calls (each with one turn) and, in the `projects` part, distinct projects. */
+const PROJECT_CALLS = 200_000;
+const PROJECT_BATCH = 10_000;
+
+/**
+ * Child (run with --expose-gc): the service in-process on a fresh SQLite file and a fixed
+ * clock. 200,000 calls with one turn each, in batches of 10,000 events through
+ * engine.ingest, each call from its own project (`projects` = 200,000) or from none
+ * (`projects` = 0), then a restart on the same file. Memory is measured after a full GC, so
+ * only what the service keeps counts.
+ */
+async function projectsMemory(projects: number): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('run with --expose-gc');
+  const heap = () => {
+    gc();
+    gc();
+    return process.memoryUsage();
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'alerts-bench-projects-'));
+  const t0 = Math.floor(Date.now() / 1000) * 1000;
+  const clock: Clock = { now: () => t0 };
+  const config = loadConfig({
+    DATABASE_URL: join(dir, 'projects.db'),
+    LOG_LEVEL: 'silent',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    ALERTS_EVALUATION_INTERVAL_MS: '0',
+    ALERTS_DELIVERY_WORKER: 'off',
+  });
+  const start = () => createService({ config, logger: createLogger('silent'), clock });
+  let service = await start();
+  const { key, record } = await service.apiKeys.create('many-projects');
+  const created = await service.app.inject({
+    method: 'POST',
+    url: '/v1/alert-rules',
+    headers: { 'x-api-key': key, 'content-type': 'application/json' },
+    payload: { name: 'calls', project_id: null, metric: 'call_volume', operator: '>', threshold_value: 1e9, window_duration: '60m' },
+  });
+  if (created.statusCode !== 201) throw new Error(`creating the rule: ${created.statusCode} ${created.body}`);
+  const ruleId = (created.json() as { id: string }).id;
+  const callsNow = () => service.engine.evaluationOf(ruleId)?.current_value ?? null;
+  const before = heap();
+
+  const ingestStart = performance.now();
+  // Each of the 200,000 calls has one turn a second later, both of its project (if any);
+  // spread over the last 5 minutes, project ids as long as real ones.
+  for (let i = 0; i < PROJECT_CALLS; i += PROJECT_BATCH / 2) {
+    const events: TelemetryEvent[] = [];
+    for (let j = i; j < i + PROJECT_BATCH / 2; j++) {
+      const project_id = projects > 0 ? `proj_${String(j % projects).padStart(12, '0')}` : null;
+      const time = t0 - (j % 299) * 1000 - 1000;
+      events.push({ type: 'call', project_id, time, latency_ms: null }, { type: 'turn', project_id, time: time + 1000, latency_ms: 300 + (j % 2000) });
+    }
+    await service.engine.ingest(record.account_id, events);
+  }
+  await service.engine.tick();
+  const ingestS = (performance.now() - ingestStart) / 1000;
+  const afterCalls = callsNow();
+  const afterIngest = heap();
+
+  await service.close();
+  const restartStart = performance.now();
+  service = await start();
+  const restartS = (performance.now() - restartStart) / 1000;
+  const restartCalls = callsNow();
+  const afterRestart = heap();
+  const storedScopes = Number(
+    ((await sql<{ n: number }>`select count(*) as n from telemetry_scopes`.execute(service.store.db)).rows[0] ?? { n: 0 }).n,
+  );
+  await service.close();
+  rmSync(dir, { recursive: true, force: true });
+  const result: ProjectsMemoryResult = {
+    projects,
+    events: 2 * PROJECT_CALLS,
+    heapBeforeMiB: (before.heapUsed + before.arrayBuffers) / MiB,
+    heapAfterIngestMiB: (afterIngest.heapUsed + afterIngest.arrayBuffers) / MiB,
+    heapAfterRestartMiB: (afterRestart.heapUsed + afterRestart.arrayBuffers) / MiB,
+    rssBeforeMiB: before.rss / MiB,
+    rssAfterIngestMiB: afterIngest.rss / MiB,
+    rssAfterRestartMiB: afterRestart.rss / MiB,
+    ingestS,
+    restartS,
+    accountCalls: [afterCalls, restartCalls],
+    storedScopes,
+  };
+  process.stdout.write(JSON.stringify(result) + '\n');
+}
+
+async function projectsReport(): Promise<string> {
+  const n = PROJECT_CALLS;
+  process.stderr.write(`projects: ${fmt(n)} calls without a project, then from ${fmt(n)} distinct projects ...\n`);
+  const bare = await runChild<ProjectsMemoryResult>('projects', ['0']);
+  const many = await runChild<ProjectsMemoryResult>('projects', [String(n)]);
+  const row = (name: string, r: ProjectsMemoryResult) => [
+    name,
+    `${fmt(r.heapAfterIngestMiB)} (+${fmt(r.heapAfterIngestMiB - r.heapBeforeMiB)})`,
+    `${fmt(r.heapAfterRestartMiB)} (+${fmt(r.heapAfterRestartMiB - r.heapBeforeMiB)})`,
+    `${fmt(r.rssAfterIngestMiB)} / ${fmt(r.rssAfterRestartMiB)}`,
+    `${fmt(r.ingestS, 1)} / ${fmt(r.restartS, 2)}`,
+  ];
+  const added = Math.max(many.heapAfterIngestMiB - bare.heapAfterIngestMiB, many.heapAfterRestartMiB - bare.heapAfterRestartMiB);
+  return [
+    `Many projects: ${fmt(n)} calls with a turn each (${fmt(2 * n)} events, batches of ${fmt(PROJECT_BATCH)}), no rule on any project ` +
+      '(one account-wide rule); heap used + array buffers after a full GC, after ingestion and after a restart on the same database',
+    table(
+      ['events', 'memory MiB after ingestion', 'memory MiB after restart', 'RSS MiB ingestion / restart', 'ingest s / restart s'],
+      [row(`${fmt(2 * n)}, no project`, bare), row(`${fmt(2 * n)}, ${fmt(many.projects)} distinct projects`, many)],
+    ),
+    `the projects add ${fmt(added)} MiB (the account-wide rule counted ${many.accountCalls.map((c) => fmt(c ?? 0)).join(' / ')} calls); ` +
+      `target: < 100 MB for ${fmt(n)} projects (${verdict(added * MiB < 100e6)})`,
+  ].join('\n');
+}
+
 // ---------------------------------------------------------------- main
 
 async function main(): Promise<void> {
@@ -674,6 +819,7 @@ async function main(): Promise<void> {
     evaluation: evaluationReport,
     detection: detectionReport,
     accuracy: accuracyReport,
+    projects: projectsReport,
   };
   const chosen = (process.env.BENCH_PARTS ?? Object.keys(all).join(',')).split(',').map((p) => p.trim());
   const sections: string[] = [];
@@ -712,6 +858,9 @@ switch (part) {
   case 'load':
     await load(process.argv[3]!, process.argv[4]!);
     break;
+  case 'projects':
+    await projectsMemory(Number(process.argv[3]));
+    break;
   default:
-    throw new Error('usage: engine.js [serve-ours|serve-bare|evaluation|detection|load|accuracy]');
+    throw new Error('usage: engine.js [serve-ours|serve-bare|evaluation|detection|load|accuracy|projects <n>]');
 }

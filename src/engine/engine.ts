@@ -1,14 +1,15 @@
 import type { Logger } from 'pino';
 import type { AlertRule } from '../domain/alert-rules.js';
 import { toIso, type Clock } from '../domain/clock.js';
-import { ID_PREFIX, newId } from '../domain/ids.js';
-import { MAX_AGE_MS, MAX_FUTURE_MS, SCOPE_KNOWN_FOR_MS, type TelemetryEvent } from '../domain/telemetry.js';
-import type { AlertEvent } from '../store/alert-events-repository.js';
+import type { TelemetryEvent } from '../domain/telemetry.js';
 import type { RuleEvaluation } from '../store/alert-rules-repository.js';
 import type { Store } from '../store/store.js';
 import type { BatchRecord } from '../store/telemetry-repository.js';
-import { decodeDeltas, deltasOf, encodeDeltas, ScopeAggregates, type SecondDelta } from './aggregates.js';
+import { deltasOf, encodeDeltas, ScopeAggregates, type SecondDelta } from './aggregates.js';
+import { alertEventFor } from './alert-event.js';
 import { measure, stateOf, transitionEvent } from './evaluate.js';
+import { BUILDING, createScopeRegistry, REPLAY_MS, scopeKeyOf } from './scope-registry.js';
+import { createTelemetryRecorder } from './telemetry-recorder.js';
 
 export type { RuleEvaluation };
 
@@ -52,17 +53,10 @@ interface Entry {
   persistedValue: number | null;
 }
 
-const accountScopeKey = (accountId: string) => `${accountId}\u0001`;
-const projectScopeKey = (accountId: string, project: string) => `${accountId}\u0000${project}`;
-const scopeKeyOf = (rule: AlertRule) =>
-  rule.project_id === null ? accountScopeKey(rule.account_id) : projectScopeKey(rule.account_id, rule.project_id);
-
-/** Telemetry kept for replay: the longest window plus the furthest accepted future. */
-const REPLAY_MS = MAX_AGE_MS + MAX_FUTURE_MS;
 const PRUNE_EVERY_MS = 60_000;
 
 export function createEngine({ store, clock, logger, evaluationIntervalMs, onEventCommitted }: EngineDeps): Engine {
-  const scopes = new Map<string, ScopeAggregates>();
+  const registry = createScopeRegistry({ telemetry: store.telemetry, logger });
   const entries = new Map<string, Entry>();
   const rulesByScope = new Map<string, Set<Entry>>();
   let timer: NodeJS.Timeout | undefined;
@@ -76,96 +70,44 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
     return result;
   };
 
-  function scopeFor(key: string, now: number, lastSeenAt: number): ScopeAggregates {
-    let scope = scopes.get(key);
-    if (!scope) {
-      scope = new ScopeAggregates(Math.floor(now / 1000), lastSeenAt);
-      scopes.set(key, scope);
-    } else {
-      scope.advance(Math.floor(now / 1000));
-      scope.lastSeenAt = Math.max(scope.lastSeenAt, lastSeenAt);
-    }
-    return scope;
-  }
+  // Each batch is applied to the scopes as soon as it commits, in commit order; the rules of
+  // the scopes it touched are evaluated by its ingest call.
+  const record = createTelemetryRecorder(store.telemetry, (batch: BatchRecord & { decoded: readonly SecondDelta[] }, seq) =>
+    registry.apply({ seq, accountId: batch.accountId, receivedAt: batch.receivedAt, deltas: batch.decoded }, clock.now()),
+  );
 
-  /** A project's scope, linked to its account's scope (which reads the project's seconds). */
-  function projectScopeFor(accountId: string, project: string, now: number, lastSeenAt: number): ScopeAggregates {
-    const scope = scopeFor(projectScopeKey(accountId, project), now, lastSeenAt);
-    scopeFor(accountScopeKey(accountId), now, lastSeenAt).adopt(scope);
-    return scope;
-  }
+  const entryOf = (rule: AlertRule, now: number, existing?: Entry): Entry => ({
+    rule,
+    scopeKey: scopeKeyOf(rule.account_id, rule.project_id),
+    evaluation: existing?.evaluation ?? {
+      current_state: rule.current_state,
+      since: rule.since,
+      last_evaluated_at: rule.last_evaluated_at ?? toIso(now),
+      current_value: rule.current_value,
+    },
+    persistedValue: existing?.persistedValue ?? rule.current_value,
+  });
 
-  /** Adds deltas to the project scopes and the account scope; returns the scope keys touched. */
-  function apply(accountId: string, deltas: readonly SecondDelta[], receivedAt: number, now: number): Set<string> {
-    const touched = new Set<string>([accountScopeKey(accountId)]);
-    const account = scopeFor(accountScopeKey(accountId), now, receivedAt);
-    for (const delta of deltas) {
-      if (delta.project === null) {
-        account.add(delta);
-      } else {
-        projectScopeFor(accountId, delta.project, now, receivedAt).add(delta);
-        account.addFromChild(delta);
-        touched.add(projectScopeKey(accountId, delta.project));
-      }
-    }
-    return touched;
-  }
-
-  // Group commit: batches that arrive in the same turn of the event loop are written in
-  // one transaction, so concurrent senders share an fsync instead of queueing for one each.
-  let recordQueue: { batch: BatchRecord; done: (error?: unknown) => void }[] = [];
-  function recordDurably(batch: BatchRecord): Promise<void> {
-    return new Promise((resolve, reject) => {
-      recordQueue.push({ batch, done: (error) => (error === undefined ? resolve() : reject(error)) });
-      if (recordQueue.length === 1) setImmediate(flushRecords);
-    });
-  }
-  function flushRecords(): void {
-    const group = recordQueue;
-    recordQueue = [];
-    store.telemetry.record(group.map((g) => g.batch)).then(
-      () => group.forEach((g) => g.done()),
-      (error: unknown) => group.forEach((g) => g.done(error ?? new Error('recording telemetry failed'))),
-    );
-  }
-
+  /** Makes the entry its rule's current one. */
   function index(entry: Entry): void {
+    entries.set(entry.rule.id, entry);
     let set = rulesByScope.get(entry.scopeKey);
     if (!set) rulesByScope.set(entry.scopeKey, (set = new Set()));
     set.add(entry);
   }
 
-  function unindex(entry: Entry): void {
+  /** A project rule keeps its project's scope while it is enabled: resolves once the scope is built. */
+  function retain(rule: AlertRule): Promise<void> | undefined {
+    return rule.project_id === null ? undefined : registry.retain(rule.account_id, rule.project_id, clock.now());
+  }
+
+  /** An entry that is replaced, disabled or deleted: no longer evaluated, its scope reference let go. */
+  function drop(entry: Entry): void {
+    if (entries.get(entry.rule.id) === entry) entries.delete(entry.rule.id);
     const set = rulesByScope.get(entry.scopeKey);
     set?.delete(entry);
     if (set?.size === 0) rulesByScope.delete(entry.scopeKey);
-  }
-
-  function eventFor(entry: Entry, type: AlertEvent['event_type'], previous: RuleEvaluation, next: Evaluated): AlertEvent {
-    const { rule } = entry;
-    const id = newId(ID_PREFIX.event);
-    const at = next.last_evaluated_at;
-    const alert = {
-      id: rule.id,
-      name: rule.name,
-      project_id: rule.project_id,
-      metric: rule.metric,
-      operator: rule.operator,
-      threshold_value: rule.threshold_value,
-      window_duration: rule.window_duration,
-      current_value: next.current_value,
-      previous_state: previous.current_state,
-      triggered_at: type === 'alerts.triggered' ? at : (previous.since ?? at),
-      ...(type === 'alerts.resolved' ? { resolved_at: at } : {}),
-    };
-    return {
-      id,
-      account_id: rule.account_id,
-      rule_id: rule.id,
-      event_type: type,
-      payload: JSON.stringify({ id, event_type: type, created_at: at, alert }),
-      created_at: at,
-    };
+    if (entry.rule.project_id !== null) registry.release(entry.rule.account_id, entry.rule.project_id);
   }
 
   /**
@@ -174,8 +116,11 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
    * so the next evaluation detects the transition again: nothing is lost or doubled.
    */
   function evaluate(entry: Entry, now: number, persist = false): Promise<unknown> | undefined {
+    const scope = registry.lookup(entry.rule.account_id, entry.rule.project_id);
+    // Not while its project's scope is built from storage: half built, it would mislead.
+    if (scope === BUILDING) return undefined;
     const previous = entry.evaluation;
-    const value = measure(entry.rule, scopes.get(entry.scopeKey), now);
+    const value = measure(entry.rule, scope, now);
     const state = stateOf(value, entry.rule);
     const at = toIso(now);
     const next: Evaluated = {
@@ -187,7 +132,7 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
     entry.evaluation = next;
     if (state === previous.current_state && !persist) return undefined;
     const type = transitionEvent(previous.current_state, state);
-    const event = type && eventFor(entry, type, previous, next);
+    const event = type && alertEventFor(entry.rule, type, previous, next);
     return enqueue(() => store.alertRules.saveEvaluation(entry.rule.account_id, entry.rule.id, next, event)).then(
       (saved) => {
         entry.persistedValue = next.current_value;
@@ -218,20 +163,11 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
 
   async function pass(): Promise<void> {
     const now = clock.now();
-    const second = Math.floor(now / 1000);
-    for (const scope of scopes.values()) scope.advance(second);
+    registry.advance(now);
     // Pruning walks every stored second of every scope: once a minute is enough, since a
     // second past the longest window is never read again.
     const pruning = now - lastPruneAt >= PRUNE_EVERY_MS;
-    if (pruning) {
-      for (const [key, scope] of scopes) {
-        scope.prune(second);
-        if (scope.isEmpty && scope.children.size === 0 && scope.lastSeenAt <= now - SCOPE_KNOWN_FOR_MS) {
-          scopes.delete(key);
-          scope.parent?.children.delete(scope);
-        }
-      }
-    }
+    if (pruning) registry.prune(now);
     const pending: Promise<unknown>[] = [];
     for (const entry of entries.values()) {
       const write = evaluate(entry, now);
@@ -248,33 +184,11 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
   const engine: Engine = {
     async start() {
       const now = clock.now();
-      for (const scope of await store.telemetry.scopesSeenSince(now - SCOPE_KNOWN_FOR_MS)) {
-        if (scope.project_key === '') scopeFor(accountScopeKey(scope.account_id), now, Number(scope.last_seen_at));
-        else projectScopeFor(scope.account_id, scope.project_key, now, Number(scope.last_seen_at));
-      }
-      // In pages, so an hour of telemetry is never all in memory at once as text.
-      for (let afterSeq = 0; ; ) {
-        const page = await store.telemetry.batchesSince(now - REPLAY_MS, afterSeq, 2000);
-        for (const batch of page) apply(batch.account_id, decodeDeltas(batch.deltas), Number(batch.received_at), now);
-        if (page.length < 2000) break;
-        afterSeq = page[page.length - 1]!.seq;
-      }
-      for (const rule of await store.alertRules.listEnabled()) {
-        const entry: Entry = {
-          rule,
-          scopeKey: scopeKeyOf(rule),
-          evaluation: {
-            current_state: rule.current_state,
-            since: rule.since,
-            last_evaluated_at: rule.last_evaluated_at ?? toIso(now),
-            current_value: rule.current_value,
-          },
-          persistedValue: rule.current_value,
-        };
-        entries.set(rule.id, entry);
-        index(entry);
-      }
-      logger.info({ rules: entries.size, scopes: scopes.size }, 'evaluation engine loaded');
+      const rules = await store.alertRules.listEnabled();
+      for (const rule of rules) index(entryOf(rule, now));
+      const projects = rules.flatMap((r) => (r.project_id === null ? [] : [{ accountId: r.account_id, project: r.project_id }]));
+      await registry.load(now, projects);
+      logger.info({ rules: entries.size, scopes: registry.counts() }, 'evaluation engine loaded');
       await engine.tick();
       if (evaluationIntervalMs > 0) {
         timer = setInterval(() => {
@@ -297,9 +211,8 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
       const receivedAt = clock.now();
       const deltas = deltasOf(events);
       const projects = [...new Set(deltas.flatMap((d) => (d.project === null ? [] : [d.project])))];
-      await recordDurably({ accountId, receivedAt, deltas: encodeDeltas(deltas), projects });
+      const touched = await record({ accountId, receivedAt, deltas: encodeDeltas(deltas), projects, decoded: deltas });
       const now = clock.now();
-      const touched = apply(accountId, deltas, receivedAt, now);
       const pending: Promise<unknown>[] = [];
       for (const key of touched) {
         for (const entry of rulesByScope.get(key) ?? []) {
@@ -311,11 +224,10 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
     },
 
     async ruleChanged(rule) {
-      const now = clock.now();
       const existing = entries.get(rule.id);
-      if (existing) unindex(existing);
       if (!rule.enabled) {
-        entries.delete(rule.id);
+        if (existing) drop(existing);
+        const now = clock.now();
         // Not evaluated while disabled: "unknown" until it is enabled again.
         const evaluation: RuleEvaluation = {
           current_state: 'unknown',
@@ -327,29 +239,24 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
         await enqueue(() => store.alertRules.saveEvaluation(rule.account_id, rule.id, evaluation));
         return evaluation;
       }
-      const entry: Entry = {
-        rule,
-        scopeKey: scopeKeyOf(rule),
-        evaluation: existing?.evaluation ?? {
-          current_state: rule.current_state,
-          since: rule.since,
-          last_evaluated_at: rule.last_evaluated_at ?? toIso(now),
-          current_value: rule.current_value,
-        },
-        persistedValue: existing?.persistedValue ?? rule.current_value,
-      };
-      entries.set(rule.id, entry);
+      const entry = entryOf(rule, clock.now(), existing);
       index(entry);
-      scopes.get(entry.scopeKey)?.advance(Math.floor(now / 1000));
+      // Retained before the old entry lets go: a rule that keeps its project keeps its scope.
+      const built = retain(rule);
+      if (existing) drop(existing);
+      await built;
+      // Changed again or deleted while its scope was built: that later call has the say.
+      if (entries.get(rule.id) !== entry) return entry.evaluation;
+      const now = clock.now();
+      const scope = registry.lookup(rule.account_id, rule.project_id);
+      if (scope instanceof ScopeAggregates) scope.advance(Math.floor(now / 1000));
       await evaluate(entry, now, true);
       return entry.evaluation;
     },
 
     ruleDeleted(ruleId) {
       const entry = entries.get(ruleId);
-      if (!entry) return;
-      entries.delete(ruleId);
-      unindex(entry);
+      if (entry) drop(entry);
     },
 
     evaluationOf: (ruleId) => entries.get(ruleId)?.evaluation,

@@ -23,11 +23,19 @@ export interface BatchRecord {
 }
 
 export interface TelemetryRepository {
-  /** Stores batches' deltas and marks their scopes as seen, all in one transaction. */
-  record(batches: readonly BatchRecord[]): Promise<void>;
+  /**
+   * Stores batches' deltas and marks their scopes as seen, all in one transaction; returns
+   * the sequence number given to each batch, in the order of `batches`.
+   */
+  record(batches: readonly BatchRecord[]): Promise<number[]>;
   /** Batches received after the time, in order, `limit` at a time after sequence `afterSeq`. */
   batchesSince(receivedAfter: number, afterSeq: number, limit: number): Promise<StoredBatch[]>;
-  scopesSeenSince(seenAfter: number): Promise<StoredScope[]>;
+  /** One account's batches received after the time with afterSeq < seq <= throughSeq, in order, `limit` at a time. */
+  accountBatchesSince(accountId: string, receivedAfter: number, afterSeq: number, throughSeq: number, limit: number): Promise<StoredBatch[]>;
+  /** The account-wide scopes (project_key '') seen after the time. */
+  accountsSeenSince(seenAfter: number): Promise<StoredScope[]>;
+  /** The rows of the given scopes that exist: when each was last seen. */
+  lastSeen(scopes: readonly Pick<StoredScope, 'account_id' | 'project_key'>[]): Promise<StoredScope[]>;
   /** Deletes batches received before the time; returns how many. */
   pruneBefore(receivedBefore: number): Promise<number>;
 }
@@ -35,7 +43,7 @@ export interface TelemetryRepository {
 export function createTelemetryRepository(db: Kysely<Database>): TelemetryRepository {
   return {
     async record(batches) {
-      if (batches.length === 0) return;
+      if (batches.length === 0) return [];
       // Several requests' batches share one commit (one fsync) when they arrive together.
       const seen = new Map<string, { account_id: string; project_key: string; last_seen_at: number }>();
       for (const b of batches) {
@@ -45,10 +53,11 @@ export function createTelemetryRepository(db: Kysely<Database>): TelemetryReposi
           if (!last || last.last_seen_at < b.receivedAt) seen.set(key, { account_id: b.accountId, project_key, last_seen_at: b.receivedAt });
         }
       }
-      await db.transaction().execute(async (trx) => {
-        await trx
+      return db.transaction().execute(async (trx) => {
+        const inserted = await trx
           .insertInto('telemetry_batches')
           .values(batches.map((b) => ({ account_id: b.accountId, received_at: b.receivedAt, deltas: b.deltas })))
+          .returning('seq')
           .execute();
         const scopes = [...seen.values()];
         // Parameters per statement stay well below SQLite's limit.
@@ -61,6 +70,8 @@ export function createTelemetryRepository(db: Kysely<Database>): TelemetryReposi
             )
             .execute();
         }
+        // Rows are inserted in the order given, each with a higher seq than the one before.
+        return inserted.map((row) => row.seq).sort((a, b) => a - b);
       });
     },
     batchesSince: (receivedAfter, afterSeq, limit) =>
@@ -72,8 +83,34 @@ export function createTelemetryRepository(db: Kysely<Database>): TelemetryReposi
         .orderBy('seq')
         .limit(limit)
         .execute(),
-    scopesSeenSince: (seenAfter) =>
-      db.selectFrom('telemetry_scopes').selectAll().where('last_seen_at', '>', seenAfter).execute(),
+    accountBatchesSince: (accountId, receivedAfter, afterSeq, throughSeq, limit) =>
+      db
+        .selectFrom('telemetry_batches')
+        .select(['seq', 'account_id', 'received_at', 'deltas'])
+        .where('account_id', '=', accountId)
+        .where('seq', '>', afterSeq)
+        .where('seq', '<=', throughSeq)
+        .where('received_at', '>', receivedAfter)
+        .orderBy('seq')
+        .limit(limit)
+        .execute(),
+    accountsSeenSince: (seenAfter) =>
+      db.selectFrom('telemetry_scopes').selectAll().where('project_key', '=', '').where('last_seen_at', '>', seenAfter).execute(),
+    async lastSeen(scopes) {
+      const found: StoredScope[] = [];
+      // Parameters per statement stay well below SQLite's limit; each pair is a primary key lookup.
+      for (let i = 0; i < scopes.length; i += 300) {
+        const chunk = scopes.slice(i, i + 300);
+        found.push(
+          ...(await db
+            .selectFrom('telemetry_scopes')
+            .selectAll()
+            .where((eb) => eb.or(chunk.map((s) => eb.and([eb('account_id', '=', s.account_id), eb('project_key', '=', s.project_key)]))))
+            .execute()),
+        );
+      }
+      return found;
+    },
     async pruneBefore(receivedBefore) {
       const result = await db.deleteFrom('telemetry_batches').where('received_at', '<', receivedBefore).executeTakeFirst();
       return Number(result.numDeletedRows);
