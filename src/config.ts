@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import envSchema from 'env-schema';
 import { parseCidr } from './delivery/address-guard.js';
 import { DEFAULT_RETRY_SCHEDULE, parseRetrySchedule } from './delivery/retry-schedule.js';
+import { DEFAULT_EVENT_RETENTION, parseRetention } from './domain/retention.js';
 
 /** Where the data lives; `kind` says which storage implementation serves it. */
 export type DatabaseLocation = { kind: 'sqlite'; path: string };
@@ -17,7 +18,20 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   readonly authCacheTtlMs: number;
   readonly evaluationIntervalMs: number;
+  /** How long alert events, webhook deliveries and attempts are kept; null: for ever. */
+  readonly eventRetentionMs: number | null;
   readonly delivery: DeliveryConfig;
+  readonly http: HttpServerConfig;
+}
+
+/** Limits of the HTTP server on slow or numerous clients. */
+export interface HttpServerConfig {
+  /** A request's headers and whole body must arrive within this (the headers within 10 s at most). */
+  readonly requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  readonly keepAliveTimeoutMs: number;
+  /** Connections open at once; further ones are closed as soon as they are accepted. */
+  readonly maxConnections: number;
 }
 
 export interface DeliveryConfig {
@@ -27,6 +41,7 @@ export interface DeliveryConfig {
   readonly allowedCidrs: readonly string[];
   readonly concurrency: number;
   readonly perEndpointConcurrency: number;
+  readonly perAccountConcurrency: number;
 }
 
 export class ConfigError extends Error {
@@ -46,11 +61,16 @@ interface RawEnv {
   ALERTS_SHUTDOWN_TIMEOUT_MS: number;
   ALERTS_AUTH_CACHE_TTL_MS: number;
   ALERTS_EVALUATION_INTERVAL_MS: number;
+  ALERTS_EVENT_RETENTION: string;
+  ALERTS_REQUEST_TIMEOUT_MS: number;
+  ALERTS_KEEP_ALIVE_TIMEOUT_MS: number;
+  ALERTS_MAX_CONNECTIONS: number;
   ALERTS_DELIVERY_WORKER: 'on' | 'off';
   ALERTS_RETRY_SCHEDULE: string;
   ALERTS_WEBHOOK_ALLOWED_CIDRS: string;
   ALERTS_DELIVERY_CONCURRENCY: number;
   ALERTS_DELIVERY_ENDPOINT_CONCURRENCY: number;
+  ALERTS_DELIVERY_ACCOUNT_CONCURRENCY: number;
 }
 
 const ENV_SCHEMA = {
@@ -65,11 +85,16 @@ const ENV_SCHEMA = {
     ALERTS_SHUTDOWN_TIMEOUT_MS: { type: 'integer', minimum: 0, default: 10_000 },
     ALERTS_AUTH_CACHE_TTL_MS: { type: 'integer', minimum: 0, maximum: 300_000, default: 5_000 },
     ALERTS_EVALUATION_INTERVAL_MS: { type: 'integer', minimum: 0, maximum: 60_000, default: 1_000 },
+    ALERTS_EVENT_RETENTION: { type: 'string', default: DEFAULT_EVENT_RETENTION },
+    ALERTS_REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 3_600_000, default: 30_000 },
+    ALERTS_KEEP_ALIVE_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 3_600_000, default: 72_000 },
+    ALERTS_MAX_CONNECTIONS: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 1_000 },
     ALERTS_DELIVERY_WORKER: { type: 'string', enum: ['on', 'off'], default: 'on' },
     ALERTS_RETRY_SCHEDULE: { type: 'string', default: DEFAULT_RETRY_SCHEDULE },
     ALERTS_WEBHOOK_ALLOWED_CIDRS: { type: 'string', default: '' },
     ALERTS_DELIVERY_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 1024, default: 64 },
     ALERTS_DELIVERY_ENDPOINT_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 256, default: 8 },
+    ALERTS_DELIVERY_ACCOUNT_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 1024, default: 16 },
   },
 } as const;
 
@@ -106,6 +131,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   } catch (error) {
     throw new ConfigError(`ALERTS_RETRY_SCHEDULE: ${(error as Error).message}`);
   }
+  let eventRetentionMs: number | null;
+  try {
+    eventRetentionMs = parseRetention(raw.ALERTS_EVENT_RETENTION);
+  } catch (error) {
+    throw new ConfigError(`ALERTS_EVENT_RETENTION: ${(error as Error).message}`);
+  }
   const allowedCidrs = raw.ALERTS_WEBHOOK_ALLOWED_CIDRS.split(',').map((c) => c.trim()).filter((c) => c !== '');
   for (const cidr of allowedCidrs) {
     try {
@@ -125,12 +156,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     shutdownTimeoutMs: raw.ALERTS_SHUTDOWN_TIMEOUT_MS,
     authCacheTtlMs: raw.ALERTS_AUTH_CACHE_TTL_MS,
     evaluationIntervalMs: raw.ALERTS_EVALUATION_INTERVAL_MS,
+    eventRetentionMs,
+    http: Object.freeze({
+      requestTimeoutMs: raw.ALERTS_REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: raw.ALERTS_KEEP_ALIVE_TIMEOUT_MS,
+      maxConnections: raw.ALERTS_MAX_CONNECTIONS,
+    }),
     delivery: Object.freeze({
       workerEnabled: raw.ALERTS_DELIVERY_WORKER === 'on',
       retrySchedule: Object.freeze(retrySchedule),
       allowedCidrs: Object.freeze(allowedCidrs),
       concurrency: raw.ALERTS_DELIVERY_CONCURRENCY,
       perEndpointConcurrency: raw.ALERTS_DELIVERY_ENDPOINT_CONCURRENCY,
+      perAccountConcurrency: raw.ALERTS_DELIVERY_ACCOUNT_CONCURRENCY,
     }),
   });
 }

@@ -6,6 +6,7 @@ import { createAlertRulesService } from './domain/alert-rules-service.js';
 import { createApiKeysService, type ApiKeysService } from './domain/api-keys-service.js';
 import { systemClock, type Clock } from './domain/clock.js';
 import { createDeliveriesService } from './domain/deliveries-service.js';
+import { createRetentionPruner, type RetentionPruner } from './domain/retention.js';
 import { createTelemetryService } from './domain/telemetry-service.js';
 import { createWebhookEndpointsService } from './domain/webhook-endpoints-service.js';
 import { createAddressGuard } from './delivery/address-guard.js';
@@ -22,6 +23,8 @@ export interface Service {
   readonly deliveryWorker: DeliveryWorker;
   readonly webhookClient: WebhookClient;
   readonly apiKeys: ApiKeysService;
+  /** Deletes alert events, webhook deliveries and attempts past ALERTS_EVENT_RETENTION, hourly. */
+  readonly retention: RetentionPruner;
   /** Stops accepting requests, finishes in-flight ones, stops the engine, closes the database. */
   close(): Promise<void>;
 }
@@ -55,9 +58,17 @@ export async function createService({ config, logger, clock = systemClock, looku
     retrySchedule: config.delivery.retrySchedule,
     concurrency: config.delivery.concurrency,
     perEndpointConcurrency: config.delivery.perEndpointConcurrency,
+    perAccountConcurrency: config.delivery.perAccountConcurrency,
     pollIntervalMs: 1000,
     stopGraceMs: Math.max(0, config.shutdownTimeoutMs - 1000),
     autoStart: config.delivery.workerEnabled,
+  });
+  const retention = createRetentionPruner({
+    store: store.retention,
+    clock,
+    retentionMs: config.eventRetentionMs,
+    onPruned: (counts) => logger.info(counts, 'pruned webhook deliveries and alert events past their retention'),
+    onError: (error) => logger.error({ err: error }, 'pruning past retention failed'),
   });
   const engine = createEngine({
     store,
@@ -75,11 +86,16 @@ export async function createService({ config, logger, clock = systemClock, looku
     }
     await engine.start();
     if (config.delivery.workerEnabled) await deliveryWorker.start();
+    retention.start();
     const app = await buildHttpApp({
       logger,
       apiKeys,
       rules: createAlertRulesService({ rules: store.alertRules, evaluator: engine, clock }),
-      endpoints: createWebhookEndpointsService({ endpoints: store.webhookEndpoints, clock }),
+      endpoints: createWebhookEndpointsService({
+        endpoints: store.webhookEndpoints,
+        clock,
+        onWithdrawn: (endpointId) => deliveryWorker.endpointWithdrawn(endpointId),
+      }),
       telemetry: createTelemetryService({ ingestor: engine, clock }),
       deliveries: createDeliveriesService({
         deliveries: store.deliveries,
@@ -89,8 +105,14 @@ export async function createService({ config, logger, clock = systemClock, looku
         onQueued: () => deliveryWorker.kick(),
       }),
       checkHealth: async () => {
-        await sql`select 1`.execute(store.db);
+        try {
+          await sql`select 1`.execute(store.db);
+        } catch (error) {
+          throw new Error(`the database does not answer: ${(error as Error).message}`, { cause: error });
+        }
+        await store.checkWritable();
       },
+      http: config.http,
     });
     return {
       app,
@@ -99,11 +121,13 @@ export async function createService({ config, logger, clock = systemClock, looku
       deliveryWorker,
       webhookClient,
       apiKeys,
+      retention,
       async close() {
         try {
           await app.close();
           await engine.stop();
           await deliveryWorker.stop();
+          await retention.stop();
           await webhookClient.close();
         } finally {
           await store.close();
@@ -113,6 +137,7 @@ export async function createService({ config, logger, clock = systemClock, looku
   } catch (error) {
     await engine.stop();
     await deliveryWorker.stop();
+    await retention.stop();
     await webhookClient.close();
     await store.close();
     throw error;

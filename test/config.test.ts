@@ -19,12 +19,15 @@ describe('loadConfig', () => {
       shutdownTimeoutMs: 10_000,
       authCacheTtlMs: 5_000,
       evaluationIntervalMs: 1_000,
+      eventRetentionMs: 30 * 86_400_000,
+      http: { requestTimeoutMs: 30_000, keepAliveTimeoutMs: 72_000, maxConnections: 1000 },
       delivery: {
         workerEnabled: true,
         retrySchedule: [0, 60_000, 300_000, 900_000, 3_600_000, 14_400_000],
         allowedCidrs: [],
         concurrency: 64,
         perEndpointConcurrency: 8,
+        perAccountConcurrency: 16,
       },
     });
   });
@@ -42,6 +45,11 @@ describe('loadConfig', () => {
         ALERTS_SHUTDOWN_TIMEOUT_MS: '2500',
         ALERTS_AUTH_CACHE_TTL_MS: '0',
         ALERTS_EVALUATION_INTERVAL_MS: '250',
+        ALERTS_EVENT_RETENTION: '7d',
+        ALERTS_REQUEST_TIMEOUT_MS: '5000',
+        ALERTS_KEEP_ALIVE_TIMEOUT_MS: '4000',
+        ALERTS_MAX_CONNECTIONS: '200',
+        ALERTS_DELIVERY_ACCOUNT_CONCURRENCY: '4',
       },
       CWD,
     );
@@ -56,12 +64,15 @@ describe('loadConfig', () => {
       shutdownTimeoutMs: 2500,
       authCacheTtlMs: 0,
       evaluationIntervalMs: 250,
+      eventRetentionMs: 7 * 86_400_000,
+      http: { requestTimeoutMs: 5000, keepAliveTimeoutMs: 4000, maxConnections: 200 },
       delivery: {
         workerEnabled: true,
         retrySchedule: [0, 60_000, 300_000, 900_000, 3_600_000, 14_400_000],
         allowedCidrs: [],
         concurrency: 64,
         perEndpointConcurrency: 8,
+        perAccountConcurrency: 4,
       },
     });
   });
@@ -111,6 +122,11 @@ describe('loadConfig', () => {
     ['ALERTS_EVALUATION_INTERVAL_MS', '60001'],
     ['ALERTS_EVALUATION_INTERVAL_MS', '1.5'],
     ['ALERTS_EVALUATION_INTERVAL_MS', 'often'],
+    ['ALERTS_REQUEST_TIMEOUT_MS', '99'],
+    ['ALERTS_REQUEST_TIMEOUT_MS', 'soon'],
+    ['ALERTS_KEEP_ALIVE_TIMEOUT_MS', '0'],
+    ['ALERTS_MAX_CONNECTIONS', '0'],
+    ['ALERTS_MAX_CONNECTIONS', '1.5'],
     ['DATABASE_URL', ''],
     ['ALERTS_RETRY_SCHEDULE', ''],
     ['ALERTS_RETRY_SCHEDULE', '0,5x'],
@@ -124,6 +140,7 @@ describe('loadConfig', () => {
     ['ALERTS_DELIVERY_WORKER', 'yes'],
     ['ALERTS_DELIVERY_CONCURRENCY', '0'],
     ['ALERTS_DELIVERY_ENDPOINT_CONCURRENCY', '257'],
+    ['ALERTS_DELIVERY_ACCOUNT_CONCURRENCY', '0'],
   ])('rejects %s=%j with a ConfigError naming it', (name, value) => {
     expect(() => loadConfig({ [name]: value }, CWD)).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value }, CWD)).toThrow(name);

@@ -150,6 +150,24 @@ const DOCUMENTED_DIFFERENCES: { why: string; applies(d: Difference, status: numb
     why: 'threshold_value has maximum 2^53 - 1',
     applies: (d) => d.path.endsWith('/properties/threshold_value/maximum') && d.ours === Number.MAX_SAFE_INTEGER && d.published === undefined,
   },
+  // Length and count limits on stored text (README, "Deviations from the published contract"):
+  // the published document sets none, and unbounded fields let one client store megabytes.
+  ...(
+    [
+      ['rule name has maxLength 255', /^(\/properties\/data\/items)?\/properties\/name\/maxLength$/, 255],
+      ['rule project_id has maxLength 255', /^(\/properties\/data\/items)?\/properties\/project_id\/maxLength$/, 255],
+      ['endpoint url has maxLength 2048', /^(\/properties\/data\/items)?\/properties\/url\/maxLength$/, 2048],
+      ['endpoint headers have maxProperties 20', /^(\/properties\/data\/items)?\/properties\/headers\/maxProperties$/, 20],
+      [
+        'endpoint header values have maxLength 1024',
+        /^(\/properties\/data\/items)?\/properties\/headers\/additionalProperties\/maxLength$/,
+        1024,
+      ],
+    ] as const
+  ).map(([why, path, limit]) => ({
+    why,
+    applies: (d: Difference) => path.test(d.path) && d.ours === limit && d.published === undefined,
+  })),
   {
     // alerts-api.md, common rules: validation failures may add errors: [{field, message}].
     why: 'error bodies may carry errors[]',
@@ -160,6 +178,12 @@ const DOCUMENTED_DIFFERENCES: { why: string; applies(d: Difference, status: numb
     // so is a tightening of the published Error, which leaves it optional.
     why: 'error bodies always have a message',
     applies: (d, status) => status !== undefined && status >= 400 && d.path === '/required' && isDeepStrictEqual(d.ours, ['message']) && d.published === undefined,
+  },
+  {
+    // src/http/schemas.ts: a body cannot list a million event types (repeats are still
+    // accepted and dropped, so the bound is above the number of types).
+    why: 'event_types has maxItems 16',
+    applies: (d) => d.path.endsWith('/properties/event_types/maxItems') && d.ours === 16 && d.published === undefined,
   },
 ];
 

@@ -1,7 +1,14 @@
 import { Type, type Static, type TSchema } from 'typebox';
-import { ALERT_STATES, METRICS, OPERATORS, WINDOW_DURATIONS } from '../domain/alert-rules.js';
+import { ALERT_STATES, MAX_PROJECT_ID_LENGTH, MAX_RULE_NAME_LENGTH, METRICS, OPERATORS, WINDOW_DURATIONS } from '../domain/alert-rules.js';
 import { MAX_EVENTS_PER_BATCH, MAX_LATENCY_MS, TELEMETRY_EVENT_TYPES } from '../domain/telemetry.js';
-import { WEBHOOK_EVENT_TYPES } from '../domain/webhook-endpoints.js';
+import {
+  MAX_CUSTOM_HEADERS,
+  MAX_ENDPOINT_NAME_LENGTH,
+  MAX_ENDPOINT_URL_LENGTH,
+  MAX_HEADER_NAME_LENGTH,
+  MAX_HEADER_VALUE_LENGTH,
+  WEBHOOK_EVENT_TYPES,
+} from '../domain/webhook-endpoints.js';
 
 /**
  * The one source of truth for the wire format: these schemas validate requests, type the
@@ -31,8 +38,12 @@ export const WebhookEventType = StringEnum(WEBHOOK_EVENT_TYPES, { description: '
 
 // Above 2^53 - 1 a JSON number no longer round-trips as an exact integer.
 const Threshold = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Value the metric is compared with.' });
-const RuleName = Type.String({ description: 'Human-readable name of the rule.' });
-const ProjectId = NullableString({ description: 'Project the rule watches; null watches the whole account.' });
+// Length limits marked "ours" are deviations from the published document (README lists them).
+const RuleName = Type.String({ maxLength: MAX_RULE_NAME_LENGTH, description: 'Human-readable name of the rule (ours: at most 255 characters).' });
+const ProjectId = NullableString({
+  maxLength: MAX_PROJECT_ID_LENGTH,
+  description: 'Project the rule watches; null watches the whole account (ours: at most 255 characters).',
+});
 
 export const ErrorBody = Type.Object(
   {
@@ -127,19 +138,43 @@ export const ActiveAlertQuery = Type.Object({
   metric: Type.Optional(Metric),
 });
 
-const EndpointName = Type.String({ minLength: 1, maxLength: 255, description: 'Human-readable name of the endpoint.' });
-const EndpointUrl = Type.String({ format: 'uri', pattern: '^https://', description: 'Where webhooks are sent; HTTPS only.' });
-const EventTypes = Type.Array(WebhookEventType, { minItems: 1, description: 'Event types the endpoint receives.' });
+const EndpointName = Type.String({ minLength: 1, maxLength: MAX_ENDPOINT_NAME_LENGTH, description: 'Human-readable name of the endpoint.' });
+const EndpointUrl = Type.String({
+  format: 'uri',
+  pattern: '^https://',
+  maxLength: MAX_ENDPOINT_URL_LENGTH,
+  description: 'Where webhooks are sent; HTTPS only, port 1-65535, no user:password@ (ours: at most 2048 characters).',
+});
+const CustomHeaders = (options: Record<string, unknown> = {}) =>
+  StringMap({
+    maxProperties: MAX_CUSTOM_HEADERS,
+    additionalProperties: { type: 'string', maxLength: MAX_HEADER_VALUE_LENGTH },
+    ...options,
+    description:
+      `${(options.description as string | undefined) ?? 'Extra headers sent with every webhook.'} Ours: at most ${MAX_CUSTOM_HEADERS} ` +
+      `headers; names are HTTP tokens of at most ${MAX_HEADER_NAME_LENGTH} characters, unique ignoring case, and not ` +
+      `connection-level ones (Connection, Content-Length, Expect, Host, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade); ` +
+      `values are printable ASCII, at most ${MAX_HEADER_VALUE_LENGTH} characters. A User-Agent replaces ours; ` +
+      'Content-Type and the X-PolyAI-* headers are always ours.',
+  });
+// Ours: a bound on event_types, so that a body cannot carry a million of them; repeats are
+// still accepted (and dropped), so it is more than the number of event types.
+export const MAX_EVENT_TYPES_LISTED = 16;
+const EventTypes = Type.Array(WebhookEventType, {
+  minItems: 1,
+  maxItems: MAX_EVENT_TYPES_LISTED,
+  description: `Event types the endpoint receives (ours: at most ${MAX_EVENT_TYPES_LISTED} entries; repeats are dropped).`,
+});
 const Timeout = Type.Integer({ minimum: 1000, maximum: 30000, description: 'Deadline of one delivery attempt, in ms.' });
 
 export const WebhookEndpoint = Type.Object(
   {
     id: Type.String({ pattern: ENDPOINT_ID_PATTERN, description: 'Webhook endpoint ID.' }),
     name: EndpointName,
-    url: Type.String({ format: 'uri' }),
+    url: Type.String({ format: 'uri', maxLength: MAX_ENDPOINT_URL_LENGTH }),
     enabled: Type.Boolean({ default: true }),
-    event_types: Type.Array(WebhookEventType),
-    headers: Type.Optional(StringMap({ default: {}, description: 'Extra headers sent with every webhook.' })),
+    event_types: Type.Array(WebhookEventType, { maxItems: MAX_EVENT_TYPES_LISTED }),
+    headers: Type.Optional(CustomHeaders({ default: {} })),
     timeout_ms: Type.Integer({ minimum: 1000, maximum: 30000, default: 5000 }),
     created_at: DateTime(),
     updated_at: DateTime(),
@@ -159,7 +194,7 @@ export const CreateWebhookEndpointBody = Type.Object(
     name: EndpointName,
     url: EndpointUrl,
     event_types: EventTypes,
-    headers: Type.Optional(StringMap()),
+    headers: Type.Optional(CustomHeaders()),
     timeout_ms: Type.Optional({ ...Timeout, default: 5000 } as typeof Timeout),
     enabled: Type.Optional(Type.Boolean({ default: true })),
   },
@@ -171,7 +206,7 @@ export const UpdateWebhookEndpointBody = Type.Object(
     name: Type.Optional(EndpointName),
     url: Type.Optional(EndpointUrl),
     event_types: Type.Optional(EventTypes),
-    headers: Type.Optional(StringMap({ description: 'Replaces the whole map.' })),
+    headers: Type.Optional(CustomHeaders({ description: 'Replaces the whole map.' })),
     timeout_ms: Type.Optional(Timeout),
     enabled: Type.Optional(Type.Boolean()),
   },
@@ -215,7 +250,9 @@ export const TelemetryEvent = Type.Object(
     type: StringEnum(TELEMETRY_EVENT_TYPES, {
       description: 'call → call_volume, call_crash → call_crashes, turn → latency metrics, api_error → api_errors, function_error → function_errors.',
     }),
-    project_id: Type.Optional(NullableString({ minLength: 1, maxLength: 255, description: 'Project of the event; omitted or null for none.' })),
+    project_id: Type.Optional(
+      NullableString({ minLength: 1, maxLength: MAX_PROJECT_ID_LENGTH, description: 'Project of the event; omitted or null for none.' }),
+    ),
     // RFC 3339 is checked (once, while converting) by the telemetry domain, not by a format
     // keyword: it is the hottest check of ingestion.
     timestamp: Type.Optional(

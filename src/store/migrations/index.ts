@@ -4,6 +4,9 @@ import { initialMigration } from './0001-initial.js';
 import { telemetryAndOutboxMigration } from './0002-telemetry-and-outbox.js';
 import { webhookDeliveriesMigration } from './0003-webhook-deliveries.js';
 import { deliveryClaimOrderMigration } from './0004-delivery-claim-order.js';
+import { healthProbeMigration } from './0005-health-probe.js';
+import { retentionIndexesMigration } from './0006-retention-indexes.js';
+import { telemetryByAccountMigration } from './0007-telemetry-by-account.js';
 
 /** Every schema version in order; names sort in the order they must run. */
 export function migrationProvider(dialect: MigrationDialect): MigrationProvider {
@@ -14,6 +17,9 @@ export function migrationProvider(dialect: MigrationDialect): MigrationProvider 
         '0002-telemetry-and-outbox': telemetryAndOutboxMigration(dialect),
         '0003-webhook-deliveries': webhookDeliveriesMigration(dialect),
         '0004-delivery-claim-order': deliveryClaimOrderMigration,
+        '0005-health-probe': healthProbeMigration,
+        '0006-retention-indexes': retentionIndexesMigration,
+        '0007-telemetry-by-account': telemetryByAccountMigration,
       };
     },
   };
