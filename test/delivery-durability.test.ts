@@ -24,7 +24,8 @@ const ACCOUNTS = 10;
 const ENDPOINTS_PER_ACCOUNT = 10;
 const RULES_PER_ACCOUNT = 10;
 const TOTAL_DELIVERIES = ACCOUNTS * ENDPOINTS_PER_ACCOUNT * RULES_PER_ACCOUNT;
-const HOLD_MIN_MS = 1000;
+// Long enough that, even on a loaded machine, most deliveries are still unanswered when the kill lands.
+const HOLD_MIN_MS = 2000;
 const HOLD_SPREAD_MS = 1000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
