@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FORBIDDEN_HEADER_NAMES } from '../src/domain/webhook-endpoints.js';
 import { publishedSpec } from './helpers/published-spec.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
@@ -141,51 +143,109 @@ const FIELD_ERRORS = {
 
 /**
  * The only ways our schemas may differ from the published ones. Each is deliberate and
- * documented; anything else is a contract mismatch.
+ * documented: `stated` finds the deviation in the list our document's info.description
+ * gives (and the README repeats); anything else is a contract mismatch.
  */
-const DOCUMENTED_DIFFERENCES: { why: string; applies(d: Difference, status: number | undefined): boolean }[] = [
+const DOCUMENTED_DIFFERENCES: { why: string; stated: RegExp; applies(d: Difference, status: number | undefined): boolean }[] = [
   {
     // src/http/schemas.ts: above 2^53 - 1 a JSON number no longer round-trips as an exact
     // integer, so we cap threshold_value there; the published document has no maximum.
     why: 'threshold_value has maximum 2^53 - 1',
+    stated: /^`threshold_value`: at most 2\^53 − 1 \(9007199254740991\)/,
     applies: (d) => d.path.endsWith('/properties/threshold_value/maximum') && d.ours === Number.MAX_SAFE_INTEGER && d.published === undefined,
   },
   // Length and count limits on stored text (README, "Deviations from the published contract"):
   // the published document sets none, and unbounded fields let one client store megabytes.
   ...(
     [
-      ['rule name has maxLength 255', /^(\/properties\/data\/items)?\/properties\/name\/maxLength$/, 255],
-      ['rule project_id has maxLength 255', /^(\/properties\/data\/items)?\/properties\/project_id\/maxLength$/, 255],
-      ['endpoint url has maxLength 2048', /^(\/properties\/data\/items)?\/properties\/url\/maxLength$/, 2048],
-      ['endpoint headers have maxProperties 20', /^(\/properties\/data\/items)?\/properties\/headers\/maxProperties$/, 20],
+      [
+        'rule name has maxLength 255',
+        /^(\/properties\/data\/items)?\/properties\/name\/maxLength$/,
+        255,
+        /^Alert rule `name` and `project_id`: at most 255 characters/,
+      ],
+      [
+        'rule project_id has maxLength 255',
+        /^(\/properties\/data\/items)?\/properties\/project_id\/maxLength$/,
+        255,
+        /^Alert rule `name` and `project_id`: at most 255 characters/,
+      ],
+      [
+        'endpoint url has maxLength 2048',
+        /^(\/properties\/data\/items)?\/properties\/url\/maxLength$/,
+        2048,
+        /^Webhook endpoint `url`: .*; at most 2,048 characters;/,
+      ],
+      [
+        'endpoint headers have maxProperties 20',
+        /^(\/properties\/data\/items)?\/properties\/headers\/maxProperties$/,
+        20,
+        /^Custom `headers`: at most 20 headers;/,
+      ],
       [
         'endpoint header values have maxLength 1024',
         /^(\/properties\/data\/items)?\/properties\/headers\/additionalProperties\/maxLength$/,
         1024,
+        /^Custom `headers`: .*values are printable ASCII \(no CR, LF or NUL\) of at most 1,024 characters/,
       ],
     ] as const
-  ).map(([why, path, limit]) => ({
+  ).map(([why, path, limit, stated]) => ({
     why,
+    stated,
     applies: (d: Difference) => path.test(d.path) && d.ours === limit && d.published === undefined,
   })),
   {
     // alerts-api.md, common rules: validation failures may add errors: [{field, message}].
     why: 'error bodies may carry errors[]',
+    stated: /^Error bodies .*validation errors add `errors`/,
     applies: (d, status) => status !== undefined && status >= 400 && d.path === '/properties/errors' && d.published === undefined && isDeepStrictEqual(d.ours, FIELD_ERRORS),
   },
   {
     // Every error we send has a message (the harness checks it on every response); saying
     // so is a tightening of the published Error, which leaves it optional.
     why: 'error bodies always have a message',
+    stated: /^Error bodies always carry `message`/,
     applies: (d, status) => status !== undefined && status >= 400 && d.path === '/required' && isDeepStrictEqual(d.ours, ['message']) && d.published === undefined,
   },
   {
     // src/http/schemas.ts: a body cannot list a million event types (repeats are still
     // accepted and dropped, so the bound is above the number of types).
     why: 'event_types has maxItems 16',
+    stated: /^Webhook endpoint `event_types`: at most 16 entries/,
     applies: (d) => d.path.endsWith('/properties/event_types/maxItems') && d.ours === 16 && d.published === undefined,
   },
 ];
+
+/**
+ * Deviations that our code checks rather than a schema keyword (the published schemas and
+ * ours agree there): they must be stated all the same.
+ */
+const STATED_CHECKS: { why: string; stated: RegExp }[] = [
+  { why: 'endpoint url must name a host', stated: /^Webhook endpoint `url`: must name a host \(`https:\/\/`, `https:\/\/\/path` and `https:\/\/:443\/` are refused\)/ },
+  { why: 'endpoint url port from 1 to 65535', stated: /^Webhook endpoint `url`: .*; a port, if given, from 1 to 65535/ },
+  { why: 'endpoint url without user information', stated: /^Webhook endpoint `url`: .*; no user information/ },
+  { why: 'header names are HTTP tokens', stated: /^Custom `headers`: .*; names are HTTP tokens \(RFC 9110\) of at most 128 characters, unique ignoring case;/ },
+  ...FORBIDDEN_HEADER_NAMES.map((name) => ({
+    why: `header ${name} is refused`,
+    stated: new RegExp(`^Custom \`headers\`: .*Connection-level headers are refused: .*\`${name}\``, 'i'),
+  })),
+];
+
+/**
+ * The bullets of the list that follows `heading` in a Markdown text (continuation lines
+ * indented), each on one line with its whitespace collapsed.
+ */
+function bulletsAfter(markdown: string, heading: string): string[] {
+  const start = markdown.indexOf(heading);
+  expect(start, `no "${heading}"`).toBeGreaterThanOrEqual(0);
+  const bullets: string[] = [];
+  for (const line of markdown.slice(start + heading.length).split('\n').slice(1)) {
+    if (line.startsWith('- ')) bullets.push(line.slice(2));
+    else if (bullets.length > 0 && line.startsWith('  ')) bullets[bullets.length - 1] += ` ${line}`;
+    else if (bullets.length > 0) break;
+  }
+  return bullets.map((bullet) => bullet.replace(/\s+/g, ' ').trim());
+}
 
 /** Extra statuses we may document for an operation, beyond the published ones. */
 function documentedExtraStatuses(published: Json, operationId: string): string[] {
@@ -371,6 +431,64 @@ describe('the OpenAPI document', () => {
       // No operation opts out of the document-wide requirement.
       expect(pair.ours.security, pair.label).toBeUndefined();
     }
+  });
+
+  it('names one server: this service, relative to where the document is served', async () => {
+    const ours = await ourDocument();
+    expect(ours.servers).toEqual([{ url: '/', description: expect.any(String) }]);
+  });
+
+  it('lists every deliberate deviation from the published contract in info.description, and nothing else', async () => {
+    const ours = await ourDocument();
+    const bullets = bulletsAfter(ours.info.description, '**Deviations from the published contract**');
+    const statements = [...DOCUMENTED_DIFFERENCES, ...STATED_CHECKS];
+    for (const { why, stated } of statements) {
+      expect(bullets.filter((bullet) => stated.test(bullet)), `${why} is stated once`).toHaveLength(1);
+    }
+    for (const bullet of bullets) {
+      expect(statements.some(({ stated }) => stated.test(bullet)), `${bullet} is a deviation the tests know of`).toBe(true);
+    }
+  });
+
+  it('lists the same deviations as the README, word for word', async () => {
+    const ours = await ourDocument();
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    expect(bulletsAfter(readme, '## Deviations from the published contract')).toEqual(
+      bulletsAfter(ours.info.description, '**Deviations from the published contract**'),
+    );
+  });
+
+  it('states each field deviation in the description of the field', async () => {
+    const ours = await ourDocument();
+    const seen = { threshold_value: 0, headers: 0, url: 0 };
+    const visit = (node: Json): void => {
+      if (Array.isArray(node)) return node.forEach(visit);
+      if (node === null || typeof node !== 'object') return;
+      const properties = node.properties ?? {};
+      const { threshold_value: threshold, headers, url } = properties;
+      if (threshold?.maximum !== undefined) {
+        seen.threshold_value += 1;
+        expect(threshold.maximum).toBe(Number.MAX_SAFE_INTEGER);
+        expect(threshold.description).toContain('at most 2^53 − 1 (9007199254740991)');
+      }
+      if (headers?.maxProperties !== undefined) {
+        seen.headers += 1;
+        expect(headers.description).toMatch(/at most 20 headers; names are HTTP tokens \(RFC 9110\) of at most 128 characters/);
+        expect(headers.description).toMatch(/printable ASCII \(no CR, LF or NUL\) of at most 1,024 characters/);
+        expect(headers.description).toMatch(/Content-Type and the X-PolyAI-\* headers are reserved/);
+        for (const name of FORBIDDEN_HEADER_NAMES) expect(headers.description).toMatch(new RegExp(`\`${name}\``, 'i'));
+      }
+      if (url?.pattern !== undefined) {
+        seen.url += 1;
+        expect(url.description).toMatch(/must name a host.*at most 2,048 characters.*from 1 to 65535.*no user information/);
+      }
+      Object.values(node).forEach(visit);
+    };
+    visit(ours);
+    // Rules (create, update, the rule itself) and endpoints (create, update, the endpoint itself).
+    expect(seen.threshold_value).toBeGreaterThanOrEqual(3);
+    expect(seen.headers).toBeGreaterThanOrEqual(3);
+    expect(seen.url).toBeGreaterThanOrEqual(2);
   });
 
   it('does not list itself, the docs or the health check as API operations', async () => {

@@ -39,6 +39,11 @@ describe('webhook URLs', () => {
     ['a user name (never sent)', 'https://user@hooks.example.com/polyai', /url must not contain user information/],
     ['a user name and password (never sent)', 'https://user:secret@hooks.example.com:8443/polyai', /url must not contain user information/],
     ['an empty user information part', 'https://@hooks.example.com/polyai', /url must not contain user information/],
+    ['no host at all', 'https://', /url must name a host/],
+    ['no host before the path (a URL parser would take the path for the host)', 'https:///polyai', /url must name a host/],
+    ['no host before the path, with more slashes', 'https:////hooks.example.com/polyai', /url must name a host/],
+    ['a port and no host', 'https://:443/', /url must name a host/],
+    ['no host before a query', 'https://?to=hooks.example.com', /url must name a host/],
   ];
 
   it.each(never)('answers 400 on create for %s', async (_what, url, mentions) => {

@@ -66,6 +66,12 @@ export const MAX_ENDPOINT_URL_LENGTH = 2048;
 export const MAX_CUSTOM_HEADERS = 20;
 export const MAX_HEADER_NAME_LENGTH = 128;
 export const MAX_HEADER_VALUE_LENGTH = 1024;
+/**
+ * Entries an endpoint's event_types may list (ours, see README): a body cannot carry a
+ * million of them; repeats are still accepted (and dropped), so it is more than the number
+ * of event types.
+ */
+export const MAX_EVENT_TYPES_LISTED = 16;
 
 /**
  * Headers that describe one connection or message framing, not the webhook: a custom one
@@ -130,13 +136,16 @@ export function customHeaderProblems(headers: Record<string, string>): { field: 
 
 /**
  * Why an https:// URL (already checked by the schema) can never be delivered to, or
- * undefined when it can: a port outside 1-65535 (port 0 would silently mean 443) or user
- * information, which is never sent.
+ * undefined when it can: no host (`https://`, `https:///path`, `https://:443/`; URL parsers
+ * would read `https:///path` as the host `path`), a port outside 1-65535 (port 0 would
+ * silently mean 443) or user information, which is never sent.
  */
 export function webhookUrlProblem(url: string): string | undefined {
   const authority = /^https:\/\/([^/?#\\]*)/i.exec(url)?.[1];
   if (authority === undefined) return 'must be an https:// URL';
   if (authority.includes('@')) return 'must not contain user information (user:password@): it would never be sent';
+  // The host is the authority without its port (an IPv6 literal keeps its colons in brackets).
+  if (authority.replace(/:[^:\]]*$/, '') === '') return 'must name a host';
   const port = /:([^:\]]*)$/.exec(authority.replace(/^\[[^\]]*\]/, '[]'))?.[1];
   if (port !== undefined && port !== '' && !(/^\d{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65535)) {
     return 'must have a port between 1 and 65535';

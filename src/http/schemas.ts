@@ -5,10 +5,11 @@ import {
   MAX_CUSTOM_HEADERS,
   MAX_ENDPOINT_NAME_LENGTH,
   MAX_ENDPOINT_URL_LENGTH,
-  MAX_HEADER_NAME_LENGTH,
+  MAX_EVENT_TYPES_LISTED,
   MAX_HEADER_VALUE_LENGTH,
   WEBHOOK_EVENT_TYPES,
 } from '../domain/webhook-endpoints.js';
+import { CUSTOM_HEADER_RULES, THRESHOLD_RULE, URL_RULE } from './deviations.js';
 
 /**
  * The one source of truth for the wire format: these schemas validate requests, type the
@@ -37,7 +38,11 @@ export const WindowDuration = StringEnum(WINDOW_DURATIONS, { description: 'Lengt
 export const WebhookEventType = StringEnum(WEBHOOK_EVENT_TYPES, { description: 'Kind of event a webhook carries.' });
 
 // Above 2^53 - 1 a JSON number no longer round-trips as an exact integer.
-const Threshold = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Value the metric is compared with.' });
+const Threshold = Type.Integer({
+  minimum: 0,
+  maximum: Number.MAX_SAFE_INTEGER,
+  description: `Value the metric is compared with (ours: ${THRESHOLD_RULE}).`,
+});
 // Length limits marked "ours" are deviations from the published document (README lists them).
 const RuleName = Type.String({ maxLength: MAX_RULE_NAME_LENGTH, description: 'Human-readable name of the rule (ours: at most 255 characters).' });
 const ProjectId = NullableString({
@@ -143,7 +148,7 @@ const EndpointUrl = Type.String({
   format: 'uri',
   pattern: '^https://',
   maxLength: MAX_ENDPOINT_URL_LENGTH,
-  description: 'Where webhooks are sent; HTTPS only, port 1-65535, no user:password@ (ours: at most 2048 characters).',
+  description: `Where webhooks are sent; HTTPS only (ours: ${URL_RULE}).`,
 });
 const CustomHeaders = (options: Record<string, unknown> = {}) =>
   StringMap({
@@ -151,15 +156,9 @@ const CustomHeaders = (options: Record<string, unknown> = {}) =>
     additionalProperties: { type: 'string', maxLength: MAX_HEADER_VALUE_LENGTH },
     ...options,
     description:
-      `${(options.description as string | undefined) ?? 'Extra headers sent with every webhook.'} Ours: at most ${MAX_CUSTOM_HEADERS} ` +
-      `headers; names are HTTP tokens of at most ${MAX_HEADER_NAME_LENGTH} characters, unique ignoring case, and not ` +
-      `connection-level ones (Connection, Content-Length, Expect, Host, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade); ` +
-      `values are printable ASCII, at most ${MAX_HEADER_VALUE_LENGTH} characters. A User-Agent replaces ours; ` +
-      'Content-Type and the X-PolyAI-* headers are always ours.',
+      `${(options.description as string | undefined) ?? 'Extra headers sent with every webhook.'} Ours: ${CUSTOM_HEADER_RULES}. ` +
+      'A User-Agent replaces ours; Content-Type and the X-PolyAI-* headers are reserved: accepted, never sent (ours always win).',
   });
-// Ours: a bound on event_types, so that a body cannot carry a million of them; repeats are
-// still accepted (and dropped), so it is more than the number of event types.
-export const MAX_EVENT_TYPES_LISTED = 16;
 const EventTypes = Type.Array(WebhookEventType, {
   minItems: 1,
   maxItems: MAX_EVENT_TYPES_LISTED,

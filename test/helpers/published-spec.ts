@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
@@ -6,28 +6,16 @@ import type { ValidateFunction } from 'ajv';
 
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
 
-const SPEC_FILE = 'polyai-alerts-api-1.0.0.openapi.json';
-
 /**
- * The published document lives beside the repository (`../shared/spec/`), not in it. A
- * checkout elsewhere can point at it with ALERTS_PUBLISHED_SPEC; /work/shared/spec is the
- * workplace's copy.
+ * The published contract, as facts only (paths, operations, parameters, schemas, statuses;
+ * no prose or examples), kept in the repository so that the tests need nothing outside it.
+ * scripts/sync-published-contract.mjs regenerates it from the published document, and
+ * test/published-contract.test.ts checks that it is what the script makes of that document.
  */
-function findPublishedSpec(): string {
-  const candidates = [
-    process.env.ALERTS_PUBLISHED_SPEC,
-    fileURLToPath(new URL(`../../../shared/spec/${SPEC_FILE}`, import.meta.url)),
-    `/work/shared/spec/${SPEC_FILE}`,
-  ].filter((c): c is string => Boolean(c));
-  const found = candidates.find((c) => existsSync(c));
-  if (!found) throw new Error(`published OpenAPI document not found; looked at: ${candidates.join(', ')} (set ALERTS_PUBLISHED_SPEC)`);
-  return found;
-}
-
-export const PUBLISHED_SPEC_PATH = findPublishedSpec();
+export const PUBLISHED_CONTRACT_PATH = fileURLToPath(new URL('../../spec/published-contract.json', import.meta.url));
 
 type JsonObject = Record<string, unknown>;
-export const publishedSpec = JSON.parse(readFileSync(PUBLISHED_SPEC_PATH, 'utf8')) as JsonObject & {
+export const publishedSpec = JSON.parse(readFileSync(PUBLISHED_CONTRACT_PATH, 'utf8')) as JsonObject & {
   paths: Record<string, Record<string, { responses: Record<string, JsonObject> }>>;
   components: { schemas: Record<string, JsonObject>; responses: Record<string, JsonObject> };
 };
