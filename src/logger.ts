@@ -78,3 +78,21 @@ export function createLogger(level: string, destination?: pino.DestinationStream
     destination,
   );
 }
+
+/**
+ * Standard output as a log destination that can neither throw nor hang the process. Once
+ * whatever reads it has gone away (`npm start | head`, a log shipper that exited), writes
+ * fail with EPIPE: from then on lines are dropped. (pino's default destination retries such
+ * a write for ever while the process exits, so SIGTERM never ended it.)
+ */
+export function stdoutDestination(stream: NodeJS.WritableStream = process.stdout): pino.DestinationStream {
+  let broken = false;
+  stream.on('error', () => {
+    broken = true;
+  });
+  return {
+    write(line: string) {
+      if (!broken) stream.write(line);
+    },
+  };
+}

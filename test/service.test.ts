@@ -110,8 +110,11 @@ describe('the service as a process', () => {
     expect(ok.status).toBe(200);
     const rejected = await call(server, 'GET', '/v1/alert-rules', { headers: { 'x-request-id': 'trace-401-1' } });
     expect(rejected.status).toBe(401);
-    const generated = await call(server, 'GET', '/healthz');
+    const generated = await call(server, 'GET', '/v1/alert-rules', { key });
     const generatedId = generated.headers.get('x-request-id')!;
+    // Health probes come every few seconds: a healthy one is not logged.
+    const probe = await call(server, 'GET', '/healthz', { headers: { 'x-request-id': 'probe-1' } });
+    expect(probe.status).toBe(200);
     expect((await server.stop()).code).toBe(0);
 
     const logs = parseLogs(server.stdout());
@@ -132,6 +135,7 @@ describe('the service as a process', () => {
       expect(typeof line!.responseTime).toBe('number');
       expect(line!.responseTime).toBeGreaterThanOrEqual(0);
     }
+    expect(logs.filter((l) => l.reqId === 'probe-1')).toEqual([]);
   });
 
   it('never logs the API key or a webhook signing secret, before or after rotation', async () => {

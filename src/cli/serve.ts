@@ -1,27 +1,32 @@
 import type { Config } from '../config.js';
-import { createLogger } from '../logger.js';
-import { createService } from '../service.js';
+import { createLogger, stdoutDestination } from '../logger.js';
+import { createService, type Service } from '../service.js';
+import { VERSION } from '../version.js';
 
-/** Runs the service until SIGTERM/SIGINT, then drains in-flight requests and exits. */
+/**
+ * Runs the service until SIGTERM/SIGINT, then drains in-flight requests and exits. The
+ * shutdown timeout is a hard limit: whatever still runs then (a hung receiver, a log reader
+ * that went away) does not keep the process alive.
+ */
 export async function serve(config: Config): Promise<void> {
-  const logger = createLogger(config.logLevel);
-  const service = await createService({ config, logger });
-  await service.app.listen({ host: config.host, port: config.port });
-
+  const logger = createLogger(config.logLevel, stdoutDestination());
+  // Set once created; the lease can be lost (and stop called) while it is still starting.
+  const running: { service?: Service } = {};
   let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
+
+  const stop = (reason: NodeJS.Signals | 'lease lost', exitCode: number) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'shutting down: finishing in-flight requests');
-    const force = setTimeout(() => {
+    // Armed before anything else can go wrong, and unref'd: it only ever shortens the run.
+    setTimeout(() => {
       logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; exiting');
       process.exit(1);
-    }, config.shutdownTimeoutMs);
-    force.unref();
-    service.close().then(
+    }, config.shutdownTimeoutMs).unref();
+    logger.info({ reason }, 'shutting down: finishing in-flight requests');
+    (running.service?.close() ?? Promise.resolve()).then(
       () => {
         logger.info('shut down cleanly');
-        process.exit(0);
+        process.exit(exitCode);
       },
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');
@@ -29,6 +34,15 @@ export async function serve(config: Config): Promise<void> {
       },
     );
   };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+
+  const service = await createService({ config, logger, onLeaseLost: () => stop('lease lost', 1) });
+  running.service = service;
+  await service.app.listen({ host: config.host, port: config.port });
+  const address = service.app.server.address();
+  logger.info(
+    { version: VERSION, pid: process.pid, database: config.database.path, port: typeof address === 'object' && address ? address.port : config.port },
+    `alerts ${VERSION} started`,
+  );
+  process.on('SIGTERM', () => stop('SIGTERM', 0));
+  process.on('SIGINT', () => stop('SIGINT', 0));
 }

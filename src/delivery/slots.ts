@@ -79,6 +79,11 @@ export class DeliverySlots {
     this.release(delivery);
   }
 
+  /** Ids of the claimed deliveries waiting for a sending slot. */
+  queuedIds(): string[] {
+    return [...this.queues.values()].flatMap((queue) => queue.map((d) => d.id));
+  }
+
   /** Removes queued (not started) deliveries, of one endpoint or all, and frees their slots. */
   takeQueued(endpointId?: string): ClaimedDelivery[] {
     const ids = endpointId === undefined ? [...this.queues.keys()] : [endpointId];

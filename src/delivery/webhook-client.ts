@@ -31,6 +31,13 @@ export class BlockedAddressError extends Error {
   readonly code = 'ALERTS_BLOCKED_ADDRESS';
 }
 
+/**
+ * Added to every refusal of an address: which setting opens a range. Never the address a
+ * name resolved to, nor a suggested range derived from it.
+ */
+export const ALLOWED_CIDRS_HINT = 'the service setting ALERTS_WEBHOOK_ALLOWED_CIDRS opens ranges for local receivers';
+const refused = (reason: string) => new BlockedAddressError(`${reason}; ${ALLOWED_CIDRS_HINT}`);
+
 const RESPONSE_BODY_LIMIT = 1024;
 
 /** An attempt that reached its deadline, at any phase (DNS, TCP, TLS, request, response). */
@@ -140,7 +147,7 @@ export function guardedConnector(
       const allowed = list.filter((a) => guard.refusal(a.address) === undefined);
       if (allowed.length === 0) {
         // Which address, or what kind, is not said: a tenant could map internal names with it.
-        return callback(new BlockedAddressError(`${hostname} resolves only to addresses webhooks may not reach`), []);
+        return callback(refused(`${hostname} resolves only to addresses webhooks may not reach`), []);
       }
       if ((options as { all?: boolean }).all) return callback(null, allowed);
       callback(null, allowed[0]!.address, allowed[0]!.family);
@@ -166,7 +173,7 @@ export function guardedConnector(
     const literal = isIP(host) !== 0;
     if (literal) {
       const refusal = guard.refusal(host);
-      if (refusal) return finish(new BlockedAddressError(refusal));
+      if (refusal) return finish(refused(refusal));
     }
     const port = String(options.port || 443);
     state.deadline = setTimeout(
@@ -181,7 +188,7 @@ export function guardedConnector(
     tcp.once('connect', () => {
       if (state.done) return;
       const refusal = guard.refusal(tcp.remoteAddress ?? '');
-      if (refusal) return finish(new BlockedAddressError(literal ? refusal : `${host} connected to an address webhooks may not reach`));
+      if (refusal) return finish(refused(literal ? refusal : `${host} connected to an address webhooks may not reach`));
       // `host` is what the certificate is checked against: without it Node checks an
       // IP-literal URL against "localhost". SNI is only sent for names, never for IPs.
       const tls = tlsConnect({

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { toIso, type Clock } from '../domain/clock.js';
-import type { ClaimedDelivery } from '../store/deliveries-repository.js';
+import type { ClaimedDelivery, Delivery, ExpiredClaims } from '../store/deliveries-repository.js';
 import type { Store } from '../store/store.js';
 import { outcomeOf } from './retry-policy.js';
 import { DeliverySlots } from './slots.js';
@@ -8,7 +8,7 @@ import type { WebhookClient } from './webhook-client.js';
 import { webhookHeaders } from './webhook-headers.js';
 
 export interface DeliveryWorker {
-  /** Releases claims left by a previous process, then starts delivering. */
+  /** Ends the claims left in flight by a previous process (see releaseAllInFlight), then starts delivering. */
   start(): Promise<void>;
   /** Stops claiming, lets in-flight attempts finish (or aborts and releases them), waits. */
   stop(): Promise<void>;
@@ -42,8 +42,11 @@ export interface DeliveryWorkerDeps {
   autoStart?: boolean;
 }
 
-// Longer than the largest endpoint timeout (30 s): an attempt always ends by its timeout
-// (the client guarantees it), so a live attempt never loses its claim.
+// How long a claim holds a delivery (its locked_until). Longer than the largest endpoint
+// timeout (30 s): an attempt always ends by its timeout (the client guarantees it), so a
+// live attempt never loses its claim. A claim that outlives it without a result (a worker
+// that stalled, or a process that died while another start-up did not follow) is taken
+// again by the next claim (expireClaims), its attempt counted.
 const LEASE_MS = 120_000;
 
 /**
@@ -66,6 +69,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   let timer: NodeJS.Timeout | undefined;
   let filling: Promise<void> | undefined;
   let fillAgain = false;
+  let lastExpiryCheck = -Infinity;
 
   function schedule(delayMs: number): void {
     if (stopping || deps.autoStart === false) return;
@@ -77,8 +81,22 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     timer.unref();
   }
 
+  /** Deliveries whose claims ended without a result: the failed ones are final outcomes. */
+  function logExpired(expired: ExpiredClaims, released: string): void {
+    if (expired.released > 0) logger.warn({ released: expired.released }, released);
+    for (const delivery of expired.failed) logOutcome(delivery, 'failed', delivery.last_error);
+  }
+
+  function logOutcome(delivery: Delivery, outcome: 'delivered' | 'failed', error: string | null): void {
+    logger.info(
+      { delivery_id: delivery.id, endpoint_id: delivery.endpoint_id, account_id: delivery.account_id, event_id: delivery.event_id, outcome, attempts: delivery.attempts, error },
+      outcome === 'delivered' ? 'webhook delivered' : 'webhook delivery failed',
+    );
+  }
+
   async function send(delivery: ClaimedDelivery, signal: AbortSignal): Promise<void> {
-    const attempt = delivery.attempts + 1;
+    // Counted when it was claimed: this attempt's number.
+    const attempt = delivery.attempts;
     try {
       const secret = await store.webhookEndpoints.signingSecret(delivery.endpoint_id);
       if (secret === undefined) return; // endpoint deleted meanwhile: its deliveries were cancelled
@@ -95,7 +113,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       );
       if (signal.aborted && result.statusCode === null) {
         // Cut short by shutdown or by its endpoint going away: not an attempt the receiver
-        // saw through; due again (a cancelled delivery stays cancelled).
+        // saw through, so not counted; due again (a cancelled delivery stays cancelled).
         await store.deliveries.release([delivery.id], clock.now(), toIso(clock.now()));
         return;
       }
@@ -115,11 +133,13 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         outcome,
         toIso(clock.now()),
       );
-      if (outcome.kind !== 'delivered') {
+      if (outcome.kind === 'retry') {
         logger.info({ delivery_id: delivery.id, endpoint_id: delivery.endpoint_id, attempt, outcome: outcome.kind, error: outcome.error }, 'webhook attempt failed');
+      } else {
+        logOutcome(delivery, outcome.kind, outcome.kind === 'failed' ? outcome.error : null);
       }
     } catch (error) {
-      // The claim stays until start-up or lease expiry brings it back: never lost.
+      // The claim stays until it expires (expireClaims) or the next start-up brings it back: never lost.
       logger.error({ err: error, delivery_id: delivery.id }, 'recording a webhook attempt failed');
     }
   }
@@ -153,6 +173,14 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   async function fillOnce(): Promise<number> {
     const capacity = slots.free;
     if (stopping || capacity <= 0) return 0;
+    // Claims expire after minutes: looking once per poll interval is plenty, and keeps the
+    // busiest path (a fill after every finished attempt) free of it.
+    const now = clock.now();
+    if (now - lastExpiryCheck >= deps.pollIntervalMs || now < lastExpiryCheck) {
+      lastExpiryCheck = now;
+      const held = [...inFlight.keys(), ...slots.queuedIds()];
+      logExpired(await store.deliveries.expireClaims(now, toIso(now), held), 'webhook deliveries whose claim expired without a result are due again');
+    }
     const claimed = await store.deliveries.claimDue(clock.now(), capacity, LEASE_MS, slots.room());
     for (const endpointId of slots.admit(claimed)) pump(endpointId);
     if (claimed.length === capacity) fillAgain = true;
@@ -193,8 +221,10 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
 
   return {
     async start() {
-      const released = await store.deliveries.releaseAllInFlight(clock.now(), toIso(clock.now()));
-      if (released > 0) logger.warn({ released }, 'webhook deliveries left in flight by the previous run are due again');
+      logExpired(
+        await store.deliveries.releaseAllInFlight(clock.now(), toIso(clock.now())),
+        'webhook deliveries left in flight by the previous run are due again',
+      );
       schedule(0);
     },
 

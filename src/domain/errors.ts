@@ -7,6 +7,8 @@ export const ERROR_CODES = {
   unauthorized: { status: 401 },
   notFound: { status: 404 },
   limitExceeded: { status: 409 },
+  /** The request contradicts an earlier one (an idempotency key reused for another body). */
+  conflict: { status: 409 },
   payloadTooLarge: { status: 413 },
   unsupportedMediaType: { status: 415 },
   malformedId: { status: 422 },

@@ -2,9 +2,10 @@ import type { Logger } from 'pino';
 import type { AlertRule } from '../domain/alert-rules.js';
 import { toIso, type Clock } from '../domain/clock.js';
 import type { TelemetryEvent } from '../domain/telemetry.js';
+import { IDEMPOTENCY_KEY_TTL_MS } from '../domain/telemetry-service.js';
 import type { RuleEvaluation } from '../store/alert-rules-repository.js';
 import type { Store } from '../store/store.js';
-import type { BatchRecord } from '../store/telemetry-repository.js';
+import type { BatchRecord, IdempotencyClaim, IdempotencyRecord } from '../store/telemetry-repository.js';
 import { deltasOf, encodeDeltas, ScopeAggregates, type SecondDelta } from './aggregates.js';
 import { alertEventFor } from './alert-event.js';
 import { measure, stateOf, transitionEvent } from './evaluate.js';
@@ -22,8 +23,12 @@ export interface Engine {
   start(): Promise<void>;
   /** Stops the timer and waits for pending writes. */
   stop(): Promise<void>;
-  /** Durably records a validated batch, then evaluates the rules of the scopes it touched. */
-  ingest(accountId: string, events: readonly TelemetryEvent[]): Promise<void>;
+  /**
+   * Durably records a validated batch, then evaluates the rules of the scopes it touched.
+   * With an idempotency key already taken (within its window), records nothing and returns
+   * the stored key instead.
+   */
+  ingest(accountId: string, events: readonly TelemetryEvent[], idempotency?: IdempotencyClaim): Promise<{ replayOf?: IdempotencyRecord }>;
   /** A rule was created or changed: (re-)evaluates it now and returns its committed state. */
   ruleChanged(rule: AlertRule): Promise<RuleEvaluation>;
   ruleDeleted(ruleId: string): void;
@@ -88,6 +93,11 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
     persistedValue: existing?.persistedValue ?? rule.current_value,
   });
 
+  /** One line per committed state change of a rule: what operators look for first. */
+  function logStateChange(rule: AlertRule, from: string, to: string, value: number | null, eventId?: string): void {
+    logger.info({ rule_id: rule.id, account_id: rule.account_id, from, to, value, ...(eventId ? { event_id: eventId } : {}) }, `rule state changed: ${from} -> ${to}`);
+  }
+
   /** Makes the entry its rule's current one. */
   function index(entry: Entry): void {
     entries.set(entry.rule.id, entry);
@@ -136,6 +146,7 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
     return enqueue(() => store.alertRules.saveEvaluation(entry.rule.account_id, entry.rule.id, next, event)).then(
       (saved) => {
         entry.persistedValue = next.current_value;
+        if (saved && state !== previous.current_state) logStateChange(entry.rule, previous.current_state, state, next.current_value, event?.id);
         if (saved && event) onEventCommitted?.();
       },
       (error: unknown) => {
@@ -178,6 +189,7 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
     if (pruning) {
       lastPruneAt = now;
       await enqueue(() => store.telemetry.pruneBefore(now - REPLAY_MS));
+      await enqueue(() => store.telemetry.pruneIdempotencyKeys(now - IDEMPOTENCY_KEY_TTL_MS));
     }
   }
 
@@ -207,11 +219,13 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
       await flushValues().catch((error: unknown) => logger.error({ err: error }, 'final flush of rule values failed'));
     },
 
-    async ingest(accountId, events) {
+    async ingest(accountId, events, idempotency) {
       const receivedAt = clock.now();
       const deltas = deltasOf(events);
       const projects = [...new Set(deltas.flatMap((d) => (d.project === null ? [] : [d.project])))];
-      const touched = await record({ accountId, receivedAt, deltas: encodeDeltas(deltas), projects, decoded: deltas });
+      const recorded = await record({ accountId, receivedAt, deltas: encodeDeltas(deltas), projects, decoded: deltas, idempotency });
+      if ('replayOf' in recorded) return { replayOf: recorded.replayOf };
+      const touched = recorded.recorded;
       const now = clock.now();
       const pending: Promise<unknown>[] = [];
       for (const key of touched) {
@@ -221,6 +235,7 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
         }
       }
       await Promise.all(pending);
+      return {};
     },
 
     async ruleChanged(rule) {
@@ -236,7 +251,9 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
           last_evaluated_at: existing?.evaluation.last_evaluated_at ?? rule.last_evaluated_at,
           current_value: null,
         };
-        await enqueue(() => store.alertRules.saveEvaluation(rule.account_id, rule.id, evaluation));
+        const from = existing?.evaluation.current_state ?? rule.current_state;
+        const saved = await enqueue(() => store.alertRules.saveEvaluation(rule.account_id, rule.id, evaluation));
+        if (saved && from !== 'unknown') logStateChange(rule, from, 'unknown', null);
         return evaluation;
       }
       const entry = entryOf(rule, clock.now(), existing);

@@ -1,4 +1,7 @@
-import type { BatchRecord, TelemetryRepository } from '../store/telemetry-repository.js';
+import type { BatchRecord, IdempotencyRecord, TelemetryRepository } from '../store/telemetry-repository.js';
+
+/** A batch recorded (with what `onCommitted` returned), or not, its idempotency key being taken. */
+export type Recorded<T> = { recorded: T } | { replayOf: IdempotencyRecord };
 
 /**
  * Durable recording of telemetry batches with group commit: batches that arrive in the same
@@ -9,13 +12,14 @@ import type { BatchRecord, TelemetryRepository } from '../store/telemetry-reposi
  * each batch in that order, right after its commit and before its promise resolves (with
  * what `onCommitted` returned). Whatever is applied in memory is applied in the order of
  * the stored sequence numbers, which is what lets a scope be built from storage while
- * batches keep arriving (see scope-registry.ts).
+ * batches keep arriving (see scope-registry.ts). A batch whose idempotency key was already
+ * taken is not stored, and `onCommitted` does not run for it.
  */
 export function createTelemetryRecorder<B extends BatchRecord, T>(
   telemetry: TelemetryRepository,
   onCommitted: (batch: B, seq: number) => T,
-): (batch: B) => Promise<T> {
-  let queue: { batch: B; resolve: (result: T) => void; reject: (error: unknown) => void }[] = [];
+): (batch: B) => Promise<Recorded<T>> {
+  let queue: { batch: B; resolve: (result: Recorded<T>) => void; reject: (error: unknown) => void }[] = [];
   let writing = false;
 
   async function drain(): Promise<void> {
@@ -23,16 +27,17 @@ export function createTelemetryRecorder<B extends BatchRecord, T>(
     while (queue.length > 0) {
       const group = queue;
       queue = [];
-      let seqs: number[];
+      let outcomes: Awaited<ReturnType<TelemetryRepository['record']>>;
       try {
-        seqs = await telemetry.record(group.map((g) => g.batch));
+        outcomes = await telemetry.record(group.map((g) => g.batch));
       } catch (error) {
         for (const g of group) g.reject(error ?? new Error('recording telemetry failed'));
         continue;
       }
       group.forEach((g, i) => {
         try {
-          g.resolve(onCommitted(g.batch, seqs[i]!));
+          const outcome = outcomes[i]!;
+          g.resolve('seq' in outcome ? { recorded: onCommitted(g.batch, outcome.seq) } : outcome);
         } catch (error) {
           g.reject(error);
         }
@@ -42,7 +47,7 @@ export function createTelemetryRecorder<B extends BatchRecord, T>(
   }
 
   return (batch) =>
-    new Promise<T>((resolve, reject) => {
+    new Promise<Recorded<T>>((resolve, reject) => {
       queue.push({ batch, resolve, reject });
       if (!writing && queue.length === 1) setImmediate(() => void drain());
     });

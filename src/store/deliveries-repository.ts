@@ -1,4 +1,4 @@
-import type { Kysely, Selectable, Transaction } from 'kysely';
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import { ID_PREFIX, newId } from '../domain/ids.js';
 import type { AlertEvent } from './alert-events-repository.js';
 import type { Database, WebhookDeliveriesTable } from './schema.js';
@@ -53,25 +53,56 @@ export type AttemptOutcome =
   | { kind: 'retry'; nextAttemptAt: number; error: string }
   | { kind: 'failed'; error: string };
 
+/** Claims that ended without a recorded result (their worker died or stalled past the lease). */
+export interface ExpiredClaims {
+  /** Due again now, their attempt counted. */
+  released: number;
+  /** Their last attempt was the one without a result: failed, no more attempts. */
+  failed: Delivery[];
+}
+
+/** Why a claim without a result ends its delivery, when it was the last attempt. */
+export const NO_RESULT_ERROR = 'no result recorded before the claim expired';
+
 export interface DeliveriesRepository {
   /**
    * Claims up to `limit` due deliveries of enabled endpoints, oldest first, at most
    * `room.forEndpoint(endpoint)` per endpoint and `room.forAccount(account)` per account (so
    * neither one endpoint's backlog nor one account's endpoints can take every slot).
+   *
+   * Claiming counts the attempt (`attempts + 1`: the returned `attempts` is this attempt's
+   * number) and holds the delivery `in_flight` until `now + leaseMs` (`locked_until`). So an
+   * attempt that kills the process is still counted, and a delivery that does so every time
+   * ends failed after its last attempt instead of being retried for ever.
    */
   claimDue(now: number, limit: number, leaseMs: number, room: ClaimRoom): Promise<ClaimedDelivery[]>;
   /**
+   * In-flight deliveries whose claim expired (`locked_until` before `now`) without a result
+   * come back: due again (the attempt stays counted), or failed with NO_RESULT_ERROR when it
+   * was their last attempt. The worker calls it before claiming (at most once per poll
+   * interval), with the ids it holds itself (`except`): those attempts are still running.
+   */
+  expireClaims(now: number, nowIso: string, except?: readonly string[]): Promise<ExpiredClaims>;
+  /**
    * Records an attempt and the delivery's new state, in one transaction (shared with the
    * other attempts recorded in the same turn of the event loop); resolves once committed.
+   * The attempt was counted when it was claimed; `attempt.attempt` is that number.
    */
   recordAttempt(delivery: ClaimedDelivery, attempt: AttemptRecord, outcome: AttemptOutcome, nowIso: string): Promise<void>;
-  /** Puts claimed deliveries back as due now (shutdown, or a worker that died). */
-  release(ids: readonly string[], now: number, nowIso: string): Promise<void>;
-  /** Start-up in single-process mode: no other worker can hold a claim, so all go back. */
-  releaseAllInFlight(now: number, nowIso: string): Promise<number>;
   /**
-   * Earliest next attempt among the pending deliveries claimDue could take (those of enabled
-   * endpoints), to know when to wake up.
+   * Puts claimed deliveries back as due now, giving back the attempt their claim counted:
+   * none was made, or it was aborted before any answer (shutdown, endpoint withdrawn).
+   */
+  release(ids: readonly string[], now: number, nowIso: string): Promise<void>;
+  /**
+   * Start-up of the one server on the database (it holds the server lease, so no other
+   * worker can hold a live claim): every claim left in flight by the previous run ends as
+   * in expireClaims, whatever its `locked_until`.
+   */
+  releaseAllInFlight(now: number, nowIso: string): Promise<ExpiredClaims>;
+  /**
+   * When claimDue may next find work: the earliest next attempt among the pending
+   * deliveries of enabled endpoints, or the earliest claim expiry, to know when to wake up.
    */
   nextDueAt(): Promise<number | null>;
   list(accountId: string, endpointId: string, filter: { status?: DeliveryStatus; event_type?: string }, limit: number): Promise<Delivery[]>;
@@ -143,13 +174,27 @@ export async function insertDeliveriesForEvent(
 
 /**
  * Cancels the unfinished deliveries of an endpoint being deleted (same transaction). One
- * in flight is cancelled too: its attempt may still complete, but recordAttempt leaves a
- * cancelled delivery cancelled, so it is never rescheduled for an endpoint that is gone.
+ * in flight is cancelled too (its attempt is aborted, and not counted): should it still
+ * complete, recordAttempt leaves a cancelled delivery cancelled, so it is never rescheduled
+ * for an endpoint that is gone.
  */
 export async function cancelPendingDeliveries(trx: Transaction<Database>, endpointId: string, nowIso: string): Promise<void> {
   await trx
     .updateTable('webhook_deliveries')
-    .set({ status: 'cancelled', next_attempt_at: null, locked_until: null, updated_at: nowIso, last_error: 'endpoint deleted' })
+    .set((eb) => ({
+      status: 'cancelled',
+      // An attempt in flight is aborted with its endpoint: its claim's count is given back.
+      attempts: eb
+        .case()
+        .when('status', '=', 'in_flight')
+        .then(sql<number>`max(${eb.ref('attempts')} - 1, 0)`)
+        .else(eb.ref('attempts'))
+        .end(),
+      next_attempt_at: null,
+      locked_until: null,
+      updated_at: nowIso,
+      last_error: 'endpoint deleted',
+    }))
     .where('endpoint_id', '=', endpointId)
     .where('status', 'in', ['pending', 'in_flight'])
     .execute();
@@ -186,14 +231,13 @@ export function createDeliveriesRepository(db: Kysely<Database>): DeliveriesRepo
         for (let i = 0; i < delivered.length; i += 500) {
           await trx
             .updateTable('webhook_deliveries')
-            .set((eb) => ({
+            .set({
               status: 'delivered',
-              attempts: eb('attempts', '+', 1),
               next_attempt_at: null,
               locked_until: null,
               last_error: null,
               updated_at: delivered[delivered.length - 1]!.nowIso,
-            }))
+            })
             .where(
               'id',
               'in',
@@ -203,13 +247,12 @@ export function createDeliveriesRepository(db: Kysely<Database>): DeliveriesRepo
             .where('status', '=', 'in_flight')
             .execute();
         }
-        for (const { delivery, attempt, outcome, nowIso } of batch) {
+        for (const { delivery, outcome, nowIso } of batch) {
           if (outcome.kind === 'delivered') continue;
           await trx
             .updateTable('webhook_deliveries')
             .set({
               status: outcome.kind === 'retry' ? 'pending' : outcome.kind,
-              attempts: attempt.attempt,
               next_attempt_at: outcome.kind === 'retry' ? outcome.nextAttemptAt : null,
               locked_until: null,
               last_error: outcome.error,
@@ -225,6 +268,48 @@ export function createDeliveriesRepository(db: Kysely<Database>): DeliveriesRepo
         (error: unknown) => batch.forEach((item) => item.reject(error)),
       );
   };
+
+  /**
+   * Ends in-flight claims without a result: those expired by `now` (or all of them), but for
+   * the `except` ids. Each is due again now, or failed when the claim was the delivery's
+   * last attempt. The attempt stays counted: it may be the one that killed the process.
+   */
+  async function endClaims(now: number, nowIso: string, options: { expired: boolean; lastError: string; except?: readonly string[] }): Promise<ExpiredClaims> {
+    const except = new Set(options.except);
+    // Usually none: a cheap indexed look (claims in flight are at most the worker's
+    // concurrency) with one statement text, before any write.
+    let query = db.selectFrom('webhook_deliveries').select(['id', 'attempts', 'max_attempts']).where('status', '=', 'in_flight');
+    if (options.expired) query = query.where('locked_until', '<', now);
+    const ended = (await query.execute()).filter((row) => !except.has(row.id));
+    if (ended.length === 0) return { released: 0, failed: [] };
+    const last = ended.filter((row) => row.attempts >= row.max_attempts).map((row) => row.id);
+    const again = ended.filter((row) => row.attempts < row.max_attempts).map((row) => row.id);
+    return db.transaction().execute(async (trx) => {
+      const failed: Selectable<WebhookDeliveriesTable>[] = [];
+      let released = 0;
+      for (let i = 0; i < last.length; i += 500) {
+        failed.push(
+          ...(await trx
+            .updateTable('webhook_deliveries')
+            .set({ status: 'failed', next_attempt_at: null, locked_until: null, last_error: options.lastError, updated_at: nowIso })
+            .where('id', 'in', last.slice(i, i + 500))
+            .where('status', '=', 'in_flight')
+            .returningAll()
+            .execute()),
+        );
+      }
+      for (let i = 0; i < again.length; i += 500) {
+        const result = await trx
+          .updateTable('webhook_deliveries')
+          .set({ status: 'pending', next_attempt_at: now, locked_until: null, updated_at: nowIso })
+          .where('id', 'in', again.slice(i, i + 500))
+          .where('status', '=', 'in_flight')
+          .executeTakeFirst();
+        released += Number(result.numUpdatedRows);
+      }
+      return { released, failed: failed.map(toDelivery) };
+    });
+  }
 
   return {
     claimDue(now, limit, leaseMs, room) {
@@ -275,7 +360,7 @@ export function createDeliveriesRepository(db: Kysely<Database>): DeliveriesRepo
         if (rows.length === 0) return [];
         await trx
           .updateTable('webhook_deliveries')
-          .set({ status: 'in_flight', locked_until: now + leaseMs })
+          .set((eb) => ({ status: 'in_flight', locked_until: now + leaseMs, attempts: eb('attempts', '+', 1) }))
           .where(
             'id',
             'in',
@@ -285,6 +370,7 @@ export function createDeliveriesRepository(db: Kysely<Database>): DeliveriesRepo
         return rows.map((row) => ({
           ...toDelivery(row),
           status: 'in_flight' as const,
+          attempts: row.attempts + 1,
           payload: row.payload,
           url: row.url,
           headers: JSON.parse(row.headers) as Record<string, string>,
@@ -304,20 +390,22 @@ export function createDeliveriesRepository(db: Kysely<Database>): DeliveriesRepo
       if (ids.length === 0) return;
       await db
         .updateTable('webhook_deliveries')
-        .set({ status: 'pending', next_attempt_at: now, locked_until: null, updated_at: nowIso })
+        .set((eb) => ({
+          status: 'pending',
+          // The claim counted an attempt that was never made (or never answered): give it back.
+          attempts: sql<number>`max(${eb.ref('attempts')} - 1, 0)`,
+          next_attempt_at: now,
+          locked_until: null,
+          updated_at: nowIso,
+        }))
         .where('id', 'in', [...ids])
         .where('status', '=', 'in_flight')
         .execute();
     },
 
-    async releaseAllInFlight(now, nowIso) {
-      const result = await db
-        .updateTable('webhook_deliveries')
-        .set({ status: 'pending', next_attempt_at: now, locked_until: null, updated_at: nowIso })
-        .where('status', '=', 'in_flight')
-        .executeTakeFirst();
-      return Number(result.numUpdatedRows);
-    },
+    expireClaims: (now, nowIso, except) => endClaims(now, nowIso, { expired: true, lastError: NO_RESULT_ERROR, except }),
+
+    releaseAllInFlight: (now, nowIso) => endClaims(now, nowIso, { expired: false, lastError: 'no result recorded before the previous run ended' }),
 
     async nextDueAt() {
       // Same endpoint condition as claimDue: a disabled endpoint's held retries are never
@@ -333,7 +421,14 @@ export function createDeliveriesRepository(db: Kysely<Database>): DeliveriesRepo
         .orderBy('d.next_attempt_at')
         .limit(1)
         .executeTakeFirst();
-      return row?.next_attempt_at === null || row?.next_attempt_at === undefined ? null : Number(row.next_attempt_at);
+      // Claims in flight are few (at most the worker's concurrency).
+      const claim = await db
+        .selectFrom('webhook_deliveries')
+        .select((eb) => eb.fn.min<number | null>('locked_until').as('expires'))
+        .where('status', '=', 'in_flight')
+        .executeTakeFirst();
+      const times = [row?.next_attempt_at, claim?.expires].filter((t): t is number => t !== null && t !== undefined).map(Number);
+      return times.length === 0 ? null : Math.min(...times);
     },
 
     async list(accountId, endpointId, filter, limit) {

@@ -92,7 +92,7 @@ export interface WebhookDeliveriesTable {
   max_attempts: number;
   /** Epoch ms; null once no attempt is due. */
   next_attempt_at: number | null;
-  /** Epoch ms until which a worker holds the claim. */
+  /** Epoch ms until which a worker holds the claim (in_flight); an expired claim is taken again. */
   locked_until: number | null;
   last_error: string | null;
   created_at: string;
@@ -111,6 +111,31 @@ export interface WebhookAttemptsTable {
   response_body: string | null;
 }
 
+/** The one server allowed to run on the database (at most one row, id 1). */
+export interface ServerLeaseTable {
+  id: number;
+  instance_id: string;
+  pid: number;
+  hostname: string;
+  started_at: string;
+  /** Epoch ms of the last renewal. */
+  heartbeat_at: number;
+  /** Epoch ms after which another server may take over. */
+  expires_at: number;
+}
+
+/** A telemetry batch's idempotency key, kept 24 hours. */
+export interface TelemetryIdempotencyKeysTable {
+  account_id: string;
+  key: string;
+  /** Hex SHA-256 of the batch as received. */
+  body_sha256: string;
+  /** Events the batch held: the answer to a replay. */
+  accepted: number;
+  /** Epoch ms. */
+  created_at: number;
+}
+
 export interface Database {
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;
@@ -121,4 +146,6 @@ export interface Database {
   api_keys: ApiKeysTable;
   alert_rules: AlertRulesTable;
   webhook_endpoints: WebhookEndpointsTable;
+  server_lease: ServerLeaseTable;
+  telemetry_idempotency_keys: TelemetryIdempotencyKeysTable;
 }

@@ -1,8 +1,8 @@
-import { mkdirSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, sql, type SqliteDatabase, type SqliteStatement } from 'kysely';
-import type { DatabaseLocation } from '../config.js';
+import { ConfigError, type DatabaseLocation } from '../config.js';
 import type { RetentionStore } from '../domain/retention.js';
 import { AppError } from '../domain/errors.js';
 import { createAccountsRepository, createApiKeysRepository, type AccountsRepository, type ApiKeysRepository } from './accounts-repository.js';
@@ -16,6 +16,7 @@ import { migrationProvider } from './migrations/index.js';
 import { createRetentionRepository } from './retention-repository.js';
 import type { Database } from './schema.js';
 import { createSecretCipher } from './secret-cipher.js';
+import { createServerLeaseRepository, type ServerLeaseRepository } from './server-lease-repository.js';
 import { createWebhookEndpointsRepository, type WebhookEndpointsRepository } from './webhook-endpoints-repository.js';
 
 export interface Store {
@@ -27,6 +28,8 @@ export interface Store {
   readonly telemetry: TelemetryRepository;
   readonly alertEvents: AlertEventsRepository;
   readonly deliveries: DeliveriesRepository;
+  /** Which server runs on this database (see src/server-lease.ts). */
+  readonly serverLease: ServerLeaseRepository;
   /**
    * Resolves when the database takes writes; throws, naming the cause, while the last write
    * failed for a storage reason (disk full, I/O error) and nothing was written since. In that
@@ -53,16 +56,60 @@ export class MigrationError extends Error {
   }
 }
 
+const reasonOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+/**
+ * Creates the folder and any missing parents, one level at a time. (`mkdirSync` with
+ * `recursive` never returns for a folder that cannot exist under /proc: Node retries it
+ * for ever.) Throws naming the level that could not be created.
+ */
+function ensureFolder(folder: string, where: string): void {
+  const missing: string[] = [];
+  for (let dir = folder; !existsSync(dir); dir = dirname(dir)) {
+    missing.push(dir);
+    if (dirname(dir) === dir) break;
+  }
+  for (const dir of missing.reverse()) {
+    try {
+      mkdirSync(dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST' && statSync(dir).isDirectory()) continue;
+      throw new ConfigError(`${where}: cannot create the folder ${dir}: ${reasonOf(error)}`);
+    }
+  }
+}
+
+/** Why SQLite could not open the file, in words an operator can act on. */
+function openFailure(path: string, error: unknown): string {
+  const sqliteReason = reasonOf(error);
+  try {
+    if (statSync(path).isDirectory()) return 'it is a folder, not a file';
+    accessSync(path, constants.R_OK | constants.W_OK);
+  } catch (access) {
+    const code = (access as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return `${reasonOf(access)} (${sqliteReason})`;
+  }
+  return sqliteReason;
+}
+
 function openSqlite(path: string): BetterSqlite3.Database {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-  const sqlite = new BetterSqlite3(path);
-  // WAL lets the CLI read while the server writes; FULL makes every commit durable
-  // across power loss as well as process crashes.
-  sqlite.pragma('journal_mode = WAL');
-  sqlite.pragma('synchronous = FULL');
-  sqlite.pragma('foreign_keys = ON');
-  sqlite.pragma('busy_timeout = 5000');
-  return sqlite;
+  const where = `DATABASE_URL=${path}`;
+  if (path !== ':memory:') ensureFolder(dirname(path), where);
+  let sqlite: BetterSqlite3.Database | undefined;
+  try {
+    sqlite = new BetterSqlite3(path);
+    // WAL lets the CLI read while the server writes; FULL makes every commit durable
+    // across power loss as well as process crashes. The first pragma reads the file: one
+    // that is not a database fails here.
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = FULL');
+    sqlite.pragma('foreign_keys = ON');
+    sqlite.pragma('busy_timeout = 5000');
+    return sqlite;
+  } catch (error) {
+    sqlite?.close();
+    throw new ConfigError(`${where}: cannot open the database file ${path}: ${openFailure(path, error)}`);
+  }
 }
 
 const STATEMENT_CACHE_SIZE = 256;
@@ -182,7 +229,9 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
   if (error) {
     await db.destroy();
     const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
-    throw new MigrationError(`database migration ${failed} failed`, { cause: error });
+    // The words of the database itself (a read-only file, a full disk) say what to fix.
+    const root = error instanceof AppError && error.cause !== undefined ? error.cause : error;
+    throw new MigrationError(`DATABASE_URL=${options.location.path}: database migration ${failed} failed: ${reasonOf(root)}`, { cause: error });
   }
 
   const cipher = createSecretCipher(options.secretKey);
@@ -195,6 +244,7 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     apiKeys: createApiKeysRepository(db),
     alertRules: createCachedAlertRulesRepository(createAlertRulesRepository(db, options.deliveryAttempts ?? 6)),
     deliveries: createDeliveriesRepository(db),
+    serverLease: createServerLeaseRepository(db),
     webhookEndpoints,
     telemetry: createTelemetryRepository(db),
     alertEvents: createAlertEventsRepository(db),

@@ -20,14 +20,43 @@ export interface BatchRecord {
   receivedAt: number;
   deltas: string;
   projects: readonly string[];
+  /** The sender's Idempotency-Key: stored with the batch, in the same transaction. */
+  idempotency?: IdempotencyClaim;
 }
+
+export interface IdempotencyClaim {
+  key: string;
+  /** Hex SHA-256 of the batch as received. */
+  bodySha256: string;
+  /** Events in the batch: the answer to its replays. */
+  accepted: number;
+  /** A stored key created before this (epoch ms) has expired: it is taken anew. */
+  expiredBefore: number;
+}
+
+/** An idempotency key as stored: the batch that first came with it. */
+export interface IdempotencyRecord {
+  body_sha256: string;
+  accepted: number;
+  created_at: number;
+}
+
+/** A batch was stored (its sequence number), or its key was already taken by an earlier batch. */
+export type RecordOutcome = { seq: number } | { replayOf: IdempotencyRecord };
 
 export interface TelemetryRepository {
   /**
    * Stores batches' deltas and marks their scopes as seen, all in one transaction; returns
-   * the sequence number given to each batch, in the order of `batches`.
+   * the sequence number given to each batch, in the order of `batches`. A batch with an
+   * idempotency key whose (account, key) is already stored and not expired is not stored:
+   * its outcome is the stored key (the primary key decides, so of two batches with the same
+   * key, in one transaction or not, only the first is stored).
    */
-  record(batches: readonly BatchRecord[]): Promise<number[]>;
+  record(batches: readonly BatchRecord[]): Promise<RecordOutcome[]>;
+  /** The account's stored idempotency key, unless created before `notBefore`. */
+  findIdempotencyKey(accountId: string, key: string, notBefore: number): Promise<IdempotencyRecord | undefined>;
+  /** Deletes idempotency keys created before the time, in small batches; returns how many. */
+  pruneIdempotencyKeys(createdBefore: number): Promise<number>;
   /** Batches received after the time, in order, `limit` at a time after sequence `afterSeq`. */
   batchesSince(receivedAfter: number, afterSeq: number, limit: number): Promise<StoredBatch[]>;
   /** One account's batches received after the time with afterSeq < seq <= throughSeq, in order, `limit` at a time. */
@@ -44,19 +73,53 @@ export function createTelemetryRepository(db: Kysely<Database>): TelemetryReposi
   return {
     async record(batches) {
       if (batches.length === 0) return [];
-      // Several requests' batches share one commit (one fsync) when they arrive together.
-      const seen = new Map<string, { account_id: string; project_key: string; last_seen_at: number }>();
-      for (const b of batches) {
-        for (const project_key of ['', ...b.projects]) {
-          const key = `${b.accountId}\u0000${project_key}`;
-          const last = seen.get(key);
-          if (!last || last.last_seen_at < b.receivedAt) seen.set(key, { account_id: b.accountId, project_key, last_seen_at: b.receivedAt });
-        }
-      }
       return db.transaction().execute(async (trx) => {
+        // Keys first, one at a time in order: a key already stored (and not expired) makes its
+        // batch a replay, stored no more. The insert is the check, so two batches with one
+        // key cannot both pass it.
+        const outcomes: (RecordOutcome | undefined)[] = batches.map(() => undefined);
+        for (const [i, b] of batches.entries()) {
+          const claim = b.idempotency;
+          if (claim === undefined) continue;
+          const taken = await trx
+            .insertInto('telemetry_idempotency_keys')
+            .values({ account_id: b.accountId, key: claim.key, body_sha256: claim.bodySha256, accepted: claim.accepted, created_at: b.receivedAt })
+            .onConflict((oc) =>
+              oc
+                .columns(['account_id', 'key'])
+                .doUpdateSet((eb) => ({
+                  body_sha256: eb.ref('excluded.body_sha256'),
+                  accepted: eb.ref('excluded.accepted'),
+                  created_at: eb.ref('excluded.created_at'),
+                }))
+                .where('telemetry_idempotency_keys.created_at', '<', claim.expiredBefore),
+            )
+            .returning('key')
+            .executeTakeFirst();
+          if (taken) continue;
+          const stored = await trx
+            .selectFrom('telemetry_idempotency_keys')
+            .select(['body_sha256', 'accepted', 'created_at'])
+            .where('account_id', '=', b.accountId)
+            .where('key', '=', claim.key)
+            .executeTakeFirstOrThrow();
+          outcomes[i] = { replayOf: { ...stored, created_at: Number(stored.created_at) } };
+        }
+        const stored = batches.filter((_, i) => outcomes[i] === undefined);
+        if (stored.length === 0) return outcomes as RecordOutcome[];
+
+        // Several requests' batches share one commit (one fsync) when they arrive together.
+        const seen = new Map<string, { account_id: string; project_key: string; last_seen_at: number }>();
+        for (const b of stored) {
+          for (const project_key of ['', ...b.projects]) {
+            const key = `${b.accountId}\u0000${project_key}`;
+            const last = seen.get(key);
+            if (!last || last.last_seen_at < b.receivedAt) seen.set(key, { account_id: b.accountId, project_key, last_seen_at: b.receivedAt });
+          }
+        }
         const inserted = await trx
           .insertInto('telemetry_batches')
-          .values(batches.map((b) => ({ account_id: b.accountId, received_at: b.receivedAt, deltas: b.deltas })))
+          .values(stored.map((b) => ({ account_id: b.accountId, received_at: b.receivedAt, deltas: b.deltas })))
           .returning('seq')
           .execute();
         const scopes = [...seen.values()];
@@ -71,8 +134,39 @@ export function createTelemetryRepository(db: Kysely<Database>): TelemetryReposi
             .execute();
         }
         // Rows are inserted in the order given, each with a higher seq than the one before.
-        return inserted.map((row) => row.seq).sort((a, b) => a - b);
+        const seqs = inserted.map((row) => row.seq).sort((a, b) => a - b);
+        let next = 0;
+        return outcomes.map((outcome) => outcome ?? { seq: seqs[next++]! });
       });
+    },
+    async findIdempotencyKey(accountId, key, notBefore) {
+      const row = await db
+        .selectFrom('telemetry_idempotency_keys')
+        .select(['body_sha256', 'accepted', 'created_at'])
+        .where('account_id', '=', accountId)
+        .where('key', '=', key)
+        .where('created_at', '>=', notBefore)
+        .executeTakeFirst();
+      return row && { ...row, created_at: Number(row.created_at) };
+    },
+    async pruneIdempotencyKeys(createdBefore) {
+      let deleted = 0;
+      // About 5,000 at a time, oldest first: each delete is a short transaction that
+      // ingestion does not wait long for.
+      for (;;) {
+        const fifthThousand = await db
+          .selectFrom('telemetry_idempotency_keys')
+          .select('created_at')
+          .where('created_at', '<', createdBefore)
+          .orderBy('created_at')
+          .offset(4999)
+          .limit(1)
+          .executeTakeFirst();
+        const before = fifthThousand === undefined ? createdBefore : Math.min(createdBefore, Number(fifthThousand.created_at) + 1);
+        const result = await db.deleteFrom('telemetry_idempotency_keys').where('created_at', '<', before).executeTakeFirst();
+        deleted += Number(result.numDeletedRows);
+        if (fifthThousand === undefined || result.numDeletedRows === 0n) return deleted;
+      }
     },
     batchesSince: (receivedAfter, afterSeq, limit) =>
       db

@@ -7,6 +7,8 @@ import { deliveryClaimOrderMigration } from './0004-delivery-claim-order.js';
 import { healthProbeMigration } from './0005-health-probe.js';
 import { retentionIndexesMigration } from './0006-retention-indexes.js';
 import { telemetryByAccountMigration } from './0007-telemetry-by-account.js';
+import { serverLeaseMigration } from './0008-server-lease.js';
+import { telemetryIdempotencyMigration } from './0009-telemetry-idempotency.js';
 
 /** Every schema version in order; names sort in the order they must run. */
 export function migrationProvider(dialect: MigrationDialect): MigrationProvider {
@@ -20,6 +22,8 @@ export function migrationProvider(dialect: MigrationDialect): MigrationProvider 
         '0005-health-probe': healthProbeMigration,
         '0006-retention-indexes': retentionIndexesMigration,
         '0007-telemetry-by-account': telemetryByAccountMigration,
+        '0008-server-lease': serverLeaseMigration,
+        '0009-telemetry-idempotency': telemetryIdempotencyMigration,
       };
     },
   };
