@@ -35,7 +35,10 @@ export interface HttpServerConfig {
 }
 
 export interface DeliveryConfig {
-  /** false: deliveries are recorded but no worker sends them (API-only processes, tests). */
+  /**
+   * false: deliveries are recorded but not sent (tests, or sending paused). Not a role: the
+   * process still evaluates rules and is the one server of its database.
+   */
   readonly workerEnabled: boolean;
   readonly retrySchedule: readonly number[];
   readonly allowedCidrs: readonly string[];
@@ -170,5 +173,34 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       perEndpointConcurrency: raw.ALERTS_DELIVERY_ENDPOINT_CONCURRENCY,
       perAccountConcurrency: raw.ALERTS_DELIVERY_ACCOUNT_CONCURRENCY,
     }),
+  });
+}
+
+/** What the CLI's client commands (`alerts demo`, `alerts listen`) take from the environment. */
+export interface CliSettings {
+  /** `ALERTS_API_KEY`, else `ALERTS_BOOTSTRAP_API_KEY` (the key a service started with it accepts). */
+  readonly apiKey: string | undefined;
+  readonly apiKeySource: 'ALERTS_API_KEY' | 'ALERTS_BOOTSTRAP_API_KEY' | undefined;
+  /** Where `alerts serve` (`npm start`) listens with this environment: `HOST` and `PORT`, with its defaults. */
+  readonly serviceHost: string;
+  readonly servicePort: number;
+  /** `ALERTS_WEBHOOK_SECRET`, comma-separated: the signing secrets `alerts listen` accepts. */
+  readonly webhookSecrets: readonly string[];
+}
+
+/** Reads the CLI client settings; a malformed `PORT` is a ConfigError, as it is for the service. */
+export function loadCliSettings(env: NodeJS.ProcessEnv = process.env): CliSettings {
+  const nonEmpty = (value: string | undefined) => (value === undefined || value.trim() === '' ? undefined : value.trim());
+  const apiKey = nonEmpty(env.ALERTS_API_KEY);
+  const bootstrap = nonEmpty(env.ALERTS_BOOTSTRAP_API_KEY);
+  const portText = nonEmpty(env.PORT);
+  const port = portText === undefined ? ENV_SCHEMA.properties.PORT.default : Number(portText);
+  if (!/^\d+$/.test(portText ?? '0') || port > 65535) throw new ConfigError(`invalid environment: PORT must be an integer from 0 to 65535, not "${portText}"`);
+  return Object.freeze({
+    apiKey: apiKey ?? bootstrap,
+    apiKeySource: apiKey !== undefined ? 'ALERTS_API_KEY' : bootstrap !== undefined ? 'ALERTS_BOOTSTRAP_API_KEY' : undefined,
+    serviceHost: nonEmpty(env.HOST) ?? ENV_SCHEMA.properties.HOST.default,
+    servicePort: port,
+    webhookSecrets: Object.freeze((env.ALERTS_WEBHOOK_SECRET ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '')),
   });
 }

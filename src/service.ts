@@ -14,6 +14,7 @@ import { createWebhookClient, type LookupFunction, type WebhookClient } from './
 import { createDeliveryWorker, type DeliveryWorker } from './delivery/worker.js';
 import { createEngine, type Engine } from './engine/engine.js';
 import { buildHttpApp } from './http/app.js';
+import { acquireServerLease } from './server-lease.js';
 import { openStore, type Store } from './store/store.js';
 
 export interface Service {
@@ -35,14 +36,26 @@ export interface ServiceDeps {
   clock?: Clock;
   /** DNS resolution for webhook hosts; tests map names to loopback addresses. */
   lookup?: LookupFunction;
+  /** Another server took this database over (this one stalled past its lease): stop the process. */
+  onLeaseLost?: () => void;
 }
 
 /** Wires store, engine, domain and HTTP together and starts the engine; does not listen. */
-export async function createService({ config, logger, clock = systemClock, lookup }: ServiceDeps): Promise<Service> {
+export async function createService({ config, logger, clock = systemClock, lookup, onLeaseLost }: ServiceDeps): Promise<Service> {
   const store = await openStore({
     location: config.database,
     secretKey: config.secretKey,
     deliveryAttempts: config.delivery.retrySchedule.length,
+  });
+  // Before anything evaluates rules or takes back deliveries in flight: one server per database.
+  const lease = await acquireServerLease({
+    repository: store.serverLease,
+    databasePath: config.database.path,
+    logger,
+    onLost: onLeaseLost ?? (() => {}),
+  }).catch(async (error: unknown) => {
+    await store.close();
+    throw error;
   });
   const webhookClient = createWebhookClient({
     guard: createAddressGuard(config.delivery.allowedCidrs),
@@ -96,7 +109,7 @@ export async function createService({ config, logger, clock = systemClock, looku
         clock,
         onWithdrawn: (endpointId) => deliveryWorker.endpointWithdrawn(endpointId),
       }),
-      telemetry: createTelemetryService({ ingestor: engine, clock }),
+      telemetry: createTelemetryService({ ingestor: engine, clock, idempotencyKeys: store.telemetry }),
       deliveries: createDeliveriesService({
         deliveries: store.deliveries,
         endpoints: store.webhookEndpoints,
@@ -130,6 +143,7 @@ export async function createService({ config, logger, clock = systemClock, looku
           await retention.stop();
           await webhookClient.close();
         } finally {
+          await lease.release();
           await store.close();
         }
       },
@@ -139,6 +153,7 @@ export async function createService({ config, logger, clock = systemClock, looku
     await deliveryWorker.stop();
     await retention.stop();
     await webhookClient.close();
+    await lease.release();
     await store.close();
     throw error;
   }

@@ -3,6 +3,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ConfigError, loadCliSettings } from '../src/config.js';
+import { demoServiceUrl } from '../src/cli/demo.js';
 import { killAllChildren, lastLine, runCli, startCliServer, type CliResult } from './helpers/cli-process.js';
 
 const KEY_FORMAT = /^alk_[A-Za-z0-9]{43}$/;
@@ -303,5 +305,95 @@ describe('key storage', () => {
       // Nor the random part of a key on its own.
       expect(bytes.includes(cliKey.slice(4))).toBe(false);
     }
+  });
+});
+
+describe('alerts demo', () => {
+  const BOOTSTRAP = 'demo-bootstrap-key-0123456789abcdefghijklmnop';
+
+  /** The settings `alerts listen --tls` prints for a receiver using `home`'s throwaway certificate. */
+  async function listenSettings(home: string): Promise<Record<string, string>> {
+    const printed = await runCli(['listen', '--tls'], { cwd: dir, env: { HOME: home } });
+    expect(printed.code, printed.stderr).toBe(0);
+    const [, ca, cidrs] = /^ {2}NODE_EXTRA_CA_CERTS=(\S+) ALERTS_WEBHOOK_ALLOWED_CIDRS=(\S+)$/m.exec(printed.stdout)!;
+    return { NODE_EXTRA_CA_CERTS: ca!, ALERTS_WEBHOOK_ALLOWED_CIDRS: cidrs! };
+  }
+
+  it('without a key says how to get one, and exits non-zero', async () => {
+    const result = await cli(['demo', '--duration', '1'], { HOME: dir });
+    expectCleanFailure(result, /no API key\. The demo uses ALERTS_API_KEY, else ALERTS_BOOTSTRAP_API_KEY/);
+    expect(result.stderr).toContain('ALERTS_API_KEY=$(npx alerts keys create --account demo | tail -n1) npm run demo');
+  });
+
+  it('with no arguments finds the service by PORT and its key by ALERTS_BOOTSTRAP_API_KEY, and shows signed webhooks arriving', { timeout: 60_000 }, async () => {
+    const home = join(dir, 'home');
+    const server = await serve({ HOME: home, LOG_LEVEL: 'warn', ALERTS_BOOTSTRAP_API_KEY: BOOTSTRAP, ...(await listenSettings(home)) });
+    const result = await runCli(['demo', '--duration', '6', '--incident-at', '1', '--incident-for', '3', '--incident-ratio', '1'], {
+      cwd: dir,
+      env: { HOME: home, PORT: String(server.port), HOST: '0.0.0.0', ALERTS_BOOTSTRAP_API_KEY: BOOTSTRAP },
+      timeoutMs: 40_000,
+    });
+    expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
+    expect(result.stdout).toContain(`alerts demo: http://127.0.0.1:${server.port}, 6 s`);
+    expect(result.stdout).toMatch(/webhook {2}verified evt_\w+ alerts\.triggered rule="Test alert [^"]*" .*\[test\]\n/);
+    expect(result.stdout).toContain('the signed test webhook arrived and verified');
+    expect(result.stdout).toMatch(/FIRING {3}demo: p95 turn latency/);
+    expect(result.stdout).toMatch(/webhook {2}verified evt_\w+ alerts\.triggered rule="demo: p95 turn latency \([^)]*\)" current_value=\d+ \(> 2000\)\n/);
+    expect(result.stdout).not.toContain('REJECTED');
+    expect(result.stdout).toMatch(/Received [2-9]\d* signed webhook\(s\) that verified/);
+    // Its rules and its endpoint are gone.
+    for (const path of ['/v1/alert-rules', '/v1/webhook-endpoints']) {
+      const res = await fetch(`${server.baseUrl}${path}`, { headers: { 'x-api-key': BOOTSTRAP } });
+      expect(((await res.json()) as { data: unknown[] }).data, path).toEqual([]);
+    }
+  });
+
+  it('against a service started without the receiver settings, prints the exact line to start it with and carries on', { timeout: 60_000 }, async () => {
+    const home = join(dir, 'home');
+    const settings = await listenSettings(home);
+    const server = await serve({ HOME: home, LOG_LEVEL: 'warn' });
+    const key = await createKey('demo');
+    const result = await runCli(['demo', '--duration', '2'], {
+      cwd: dir,
+      env: { HOME: home, PORT: String(server.port), ALERTS_API_KEY: key },
+      timeoutMs: 40_000,
+    });
+    expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
+    expect(result.stdout).toMatch(/could not deliver the test webhook \(blocked_address: .*ALERTS_WEBHOOK_ALLOWED_CIDRS opens ranges/);
+    expect(result.stdout).toContain(
+      `\n  NODE_EXTRA_CA_CERTS=${settings.NODE_EXTRA_CA_CERTS} ALERTS_WEBHOOK_ALLOWED_CIDRS=${settings.ALERTS_WEBHOOK_ALLOWED_CIDRS} npm start\n`,
+    );
+    expect(result.stdout).toContain('Carrying on with state changes only.');
+    const res = await fetch(`${server.baseUrl}/v1/webhook-endpoints`, { headers: { 'x-api-key': key } });
+    expect(((await res.json()) as { data: unknown[] }).data).toEqual([]);
+  });
+});
+
+describe('CLI settings from the environment', () => {
+  it('takes ALERTS_API_KEY before ALERTS_BOOTSTRAP_API_KEY, the service address from HOST and PORT, and comma-separated webhook secrets', () => {
+    expect(loadCliSettings({})).toEqual({ apiKey: undefined, apiKeySource: undefined, serviceHost: '0.0.0.0', servicePort: 8080, webhookSecrets: [] });
+    expect(loadCliSettings({ ALERTS_BOOTSTRAP_API_KEY: 'b', ALERTS_API_KEY: ' a ', HOST: '::1', PORT: '9090', ALERTS_WEBHOOK_SECRET: 'whsec_a, whsec_b,,' })).toEqual({
+      apiKey: 'a',
+      apiKeySource: 'ALERTS_API_KEY',
+      serviceHost: '::1',
+      servicePort: 9090,
+      webhookSecrets: ['whsec_a', 'whsec_b'],
+    });
+    expect(loadCliSettings({ ALERTS_BOOTSTRAP_API_KEY: 'b', ALERTS_API_KEY: '' })).toMatchObject({ apiKey: 'b', apiKeySource: 'ALERTS_BOOTSTRAP_API_KEY' });
+    expect(() => loadCliSettings({ PORT: 'eighty' })).toThrow(/PORT must be an integer from 0 to 65535/);
+    expect(() => loadCliSettings({ PORT: '70000' })).toThrow(ConfigError);
+  });
+
+  it('points the demo at the address npm start listens on', () => {
+    expect(demoServiceUrl({ serviceHost: '0.0.0.0', servicePort: 8080 })).toBe('http://127.0.0.1:8080');
+    expect(demoServiceUrl({ serviceHost: '::', servicePort: 8081 })).toBe('http://127.0.0.1:8081');
+    expect(demoServiceUrl({ serviceHost: '::1', servicePort: 8082 })).toBe('http://[::1]:8082');
+    expect(demoServiceUrl({ serviceHost: 'localhost', servicePort: 8083 })).toBe('http://localhost:8083');
+  });
+
+  it('makes alerts demo exit 78 naming PORT when it is malformed', async () => {
+    const result = await cli(['demo'], { HOME: dir, PORT: 'eighty', ALERTS_API_KEY: 'x' });
+    expect(result.code).toBe(78);
+    expect(result.stderr).toContain('PORT must be an integer');
   });
 });

@@ -1,10 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHmac } from 'node:crypto';
+import { createHmac, X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ensureThrowawayCert } from '../src/cli/throwaway-cert.js';
 import { TEST_TLS_DIR_ENV } from './global-setup.js';
-import { CLI_PATH, freePort } from './helpers/cli-process.js';
+import { CLI_PATH, freePort, runCli } from './helpers/cli-process.js';
 import { ruleBody, startTestServer, type TestServer } from './helpers/server.js';
+import { loopbackLookup } from './helpers/webhook-fixtures.js';
 
 /**
  * `alerts listen`, the development receiver, run as a real child process on loopback:
@@ -25,8 +30,15 @@ interface Listener {
 
 const children = new Set<ChildProcess>();
 let server: TestServer | undefined;
+const tempDirs: string[] = [];
+const tempDir = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'alerts-listen-test-'));
+  tempDirs.push(dir);
+  return dir;
+};
 
 afterEach(async () => {
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   await Promise.all(
     [...children].map(
       (child) =>
@@ -194,7 +206,7 @@ describe('alerts listen', () => {
 
   it('refuses to start without a secret, or with --cert but no --key', async () => {
     const missing = await listen(['--port', '0']).catch((error: Error) => error);
-    expect(String(missing)).toMatch(/required option '--secret <secret>' not specified/);
+    expect(String(missing)).toMatch(/no signing secret: give the endpoint's secret with ALERTS_WEBHOOK_SECRET=whsec_\.\.\. \(several: comma-separated\) or --secret/);
     const half = await listen(['--port', '0', '--secret', SECRET, '--cert', '/nonexistent.pem']).catch((error: Error) => error);
     expect(String(half)).toMatch(/--cert and --key go together/);
   });
@@ -251,5 +263,141 @@ describe('alerts listen', () => {
     await listener!.waitForStdout(new RegExp(`verified ${test.body.event_id} alerts\\.triggered .* \\[test\\]\n`));
     expect(listener!.stdout()).not.toContain('REJECTED');
     expect(await listener!.stop()).toBe(0);
+  });
+});
+
+describe('alerts listen: several secrets', () => {
+  const OTHER = 'whsec_listen-test-other-secret-abcdefghijklmnopqrstuvwxyz012';
+  const THIRD = 'whsec_listen-test-third-secret-abcdefghijklmnopqrstuvwxyz012';
+
+  it('verifies a webhook signed with any of them (ALERTS_WEBHOOK_SECRET comma-separated, plus --secret), and says which', async () => {
+    const listener = await listen(['--port', '0', '--secret', THIRD], { ALERTS_WEBHOOK_SECRET: `${SECRET}, ${OTHER}` });
+    expect(listener.stdout()).toContain('with any of 3 secrets');
+    for (const [n, secret] of [SECRET, OTHER, THIRD].entries()) {
+      const hook = webhook({ eventId: `evt_secret${n + 1}` });
+      expect(await post(listener.url, hook.body, signedHeaders(hook.eventId, hook.body, secret))).toEqual({ status: 200, body: { ok: true, event_id: hook.eventId } });
+    }
+    const unknown = webhook({ eventId: 'evt_unknown' });
+    expect((await post(listener.url, unknown.body, signedHeaders(unknown.eventId, unknown.body, 'whsec_nobody'))).body).toEqual({ ok: false, reason: 'invalid_signature' });
+    // Signed by the second secret but stale: that secret's reason, not invalid_signature.
+    const stale = webhook({ eventId: 'evt_stale' });
+    const staleAt = Math.floor(Date.now() / 1000) - 400;
+    expect((await post(listener.url, stale.body, signedHeaders(stale.eventId, stale.body, OTHER, staleAt))).body).toEqual({ ok: false, reason: 'timestamp_too_old' });
+
+    await listener.waitForStdout(/REJECTED timestamp_too_old/);
+    const lines = listener.stdout().trimEnd().split('\n').slice(1);
+    expect(lines.map((line) => line.replace(/^\S+ /, '').replace(/ rule=.*?(\[secret \d\])?$/, ' $1').trim())).toEqual([
+      'verified evt_secret1 alerts.triggered [secret 1]',
+      'verified evt_secret2 alerts.triggered [secret 2]',
+      'verified evt_secret3 alerts.triggered [secret 3]',
+      'REJECTED invalid_signature event_id=evt_unknown',
+      'REJECTED timestamp_too_old event_id=evt_stale',
+    ]);
+    for (const secret of [SECRET, OTHER, THIRD]) expect(listener.stdout() + listener.stderr()).not.toContain(secret);
+  });
+});
+
+describe('alerts listen --tls', () => {
+  const SETTINGS = /^ {2}NODE_EXTRA_CA_CERTS=(\S+) ALERTS_WEBHOOK_ALLOWED_CIDRS=(\S+)$/m;
+
+  it('without a secret makes a throwaway certificate, prints the settings to start the service with, and exits 0; a later run reuses it', async () => {
+    const home = tempDir();
+    const first = await runCli(['listen', '--tls'], { cwd: home, env: { HOME: home } });
+    expect(first.code, first.stderr).toBe(0);
+    const certPath = join(home, '.cache', 'alerts', 'listen-tls', 'cert.pem');
+    const keyPath = join(home, '.cache', 'alerts', 'listen-tls', 'key.pem');
+    expect(first.stdout).toContain(`\n  NODE_EXTRA_CA_CERTS=${certPath} ALERTS_WEBHOOK_ALLOWED_CIDRS=127.0.0.1/32\n`);
+    expect(first.stdout).toContain(`for example:  NODE_EXTRA_CA_CERTS=${certPath} ALERTS_WEBHOOK_ALLOWED_CIDRS=127.0.0.1/32 npm start\n`);
+    expect(first.stdout).toContain('Endpoint URL to register: https://127.0.0.1:9000/\n');
+    expect(first.stdout).toContain('(made now)');
+    expect(first.stdout).toMatch(/No signing secret given, so not listening yet\./);
+    expect(first.stdout).toContain('ALERTS_WEBHOOK_SECRET=whsec_... alerts listen --tls\n');
+
+    // A leaf for the loopback names only: trusting it trusts nothing else.
+    const cert = new X509Certificate(readFileSync(certPath));
+    expect(cert.ca).toBe(false);
+    expect(cert.checkIP('127.0.0.1')).toBe('127.0.0.1');
+    expect(cert.checkIP('::1')).toBeDefined();
+    expect(cert.checkHost('localhost')).toBe('localhost');
+    expect(cert.checkHost('example.com')).toBeUndefined();
+    expect(cert.issuer).toBe(cert.subject);
+    expect(cert.verify(cert.publicKey)).toBe(true);
+    expect(Date.parse(cert.validTo) - Date.now()).toBeGreaterThan(29 * 24 * 3600_000);
+    expect(statSync(keyPath).mode & 0o077).toBe(0);
+    expect(statSync(join(home, '.cache', 'alerts', 'listen-tls')).mode & 0o077).toBe(0);
+
+    const again = await runCli(['listen', '--tls', '--port', '9443'], { cwd: home, env: { HOME: home } });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain('(made earlier, reused)');
+    expect(again.stdout).toContain('Endpoint URL to register: https://127.0.0.1:9443/\n');
+    expect(again.stdout).toContain('alerts listen --tls --port 9443\n');
+    expect(new X509Certificate(readFileSync(certPath)).fingerprint256).toBe(cert.fingerprint256);
+  });
+
+  it('serves HTTPS with that certificate: a client trusting just it connects to 127.0.0.1, ::1 and localhost', async () => {
+    const dir = tempDir();
+    const listener = await listen(['--port', '0', '--host', '::', '--tls-dir', dir], { ALERTS_WEBHOOK_SECRET: SECRET });
+    expect(listener.stdout()).toMatch(SETTINGS);
+    const [, certPath, cidrs] = listener.stdout().match(SETTINGS)!;
+    expect(certPath).toBe(join(dir, 'cert.pem'));
+    expect(cidrs).toBe('127.0.0.1/32');
+    const port = Number(new URL(listener.url.replace('[::]', '127.0.0.1')).port);
+    expect(listener.stdout()).toContain(`Endpoint URL to register: https://127.0.0.1:${port}/\n`);
+    const ca = readFileSync(certPath!);
+    for (const host of ['127.0.0.1', '::1', 'localhost']) {
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = httpsRequest({ host, port, method: 'GET', path: '/', ca }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      expect(status, host).toBe(405);
+    }
+  });
+
+  it('refuses --tls together with --cert/--key', async () => {
+    const home = tempDir();
+    const result = await runCli(['listen', '--tls', '--cert', 'c.pem', '--key', 'k.pem', '--secret', SECRET], { cwd: home, env: { HOME: home } });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain('give either --tls or --cert/--key');
+  });
+
+  it('replaces a certificate that expires within a day, and says a service trusting the old one must restart', () => {
+    const dir = tempDir();
+    const old = ensureThrowawayCert(dir, undefined, new Date(Date.now() - 29.5 * 24 * 3600_000));
+    expect(old.created).toBe(true);
+    const reused = ensureThrowawayCert(dir, undefined, new Date(Date.now() - 29 * 24 * 3600_000));
+    expect(reused.created).toBe(false);
+    const fresh = ensureThrowawayCert(dir);
+    expect(fresh).toMatchObject({ created: true, replaced: true });
+    expect(new X509Certificate(fresh.cert).fingerprint256).not.toBe(new X509Certificate(old.cert).fingerprint256);
+    // A host the certificate does not name yet makes a new one that names it too.
+    const wider = ensureThrowawayCert(dir, ['127.0.0.1', '::1', 'localhost', 'dev.localhost']);
+    expect(wider.created).toBe(true);
+    expect(new X509Certificate(wider.cert).checkHost('dev.localhost')).toBe('dev.localhost');
+  });
+});
+
+describe('POST .../test ending in blocked_address', () => {
+  it('says which setting opens a range, and never the address a name resolved to', async () => {
+    server = await startTestServer({ lookup: loopbackLookup({ 'receiver.test': '127.0.0.1' }) });
+    const answers: any[] = [];
+    for (const url of ['https://127.0.0.1:9/hook', 'https://receiver.test:9/hook']) {
+      const created = await server.request('POST', '/v1/webhook-endpoints', { body: { name: url, url, event_types: ['alerts.triggered'], timeout_ms: 1000 } });
+      expect(created.status, created.text).toBe(201);
+      const res = await server.request('POST', `/v1/webhook-endpoints/${created.body.id}/test`);
+      expect(res.status, res.text).toBe(200);
+      answers.push(res.body);
+    }
+    for (const answer of answers) {
+      expect(answer).toMatchObject({ delivered: false, status_code: null, error_class: 'blocked_address' });
+      expect(answer.error).toMatch(/ALERTS_WEBHOOK_ALLOWED_CIDRS opens ranges for local receivers/);
+    }
+    // The literal is the tenant's own text; the name's address is not said.
+    expect(answers[0].error).toMatch(/^127\.0\.0\.1 is a loopback address; /);
+    expect(answers[1].error).toMatch(/^receiver\.test resolves only to addresses webhooks may not reach; /);
+    expect(JSON.stringify(answers[1])).not.toMatch(/127\.0\.0\.1|loopback/);
   });
 });

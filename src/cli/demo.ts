@@ -4,7 +4,10 @@
  * healthy traffic, starts an incident, ends it, and prints every state change it sees.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { loadCliSettings, type CliSettings } from '../config.js';
 import { VoiceAgentSimulator, batchesOf, type Incident } from '../simulator/voice-agent-simulator.js';
+import { reachableHost, startListener, type Listener } from './listen.js';
+import { defaultTlsDir, ensureThrowawayCert, serviceSettings } from './throwaway-cert.js';
 
 export const DEMO_RULE_PREFIX = 'demo: ';
 
@@ -21,10 +24,15 @@ export interface DemoOptions {
   incidentForS: number;
   /** Share of turns the latency incident slows down. */
   incidentRatio: number;
+  /**
+   * Receive the service's webhooks too: an HTTPS receiver on 127.0.0.1 with the throwaway
+   * certificate in `tlsDir` (the one `alerts listen --tls` uses), registered as an endpoint.
+   */
+  webhooks: boolean;
+  tlsDir: string;
 }
 
 export const DEMO_DEFAULTS = {
-  url: 'http://127.0.0.1:8080',
   durationS: 120,
   seed: 1,
   incident: 'latency' as IncidentKind,
@@ -77,6 +85,22 @@ export function checkDemoUrl(url: string, allowRemote: boolean): URL {
   return parsed;
 }
 
+/** The URL of the service `npm start` runs with this environment (HOST, PORT): a wildcard HOST means this machine. */
+export function demoServiceUrl(settings: Pick<CliSettings, 'serviceHost' | 'servicePort'>): string {
+  return `http://${reachableHost(settings.serviceHost)}:${settings.servicePort}`;
+}
+
+/** The API key to use: --api-key, else ALERTS_API_KEY, else ALERTS_BOOTSTRAP_API_KEY; or how to get one. */
+export function demoApiKey(flag: string | undefined, settings: Pick<CliSettings, 'apiKey'>): string {
+  const key = flag?.trim() || settings.apiKey;
+  if (key) return key;
+  throw new DemoError(
+    'no API key. The demo uses ALERTS_API_KEY, else ALERTS_BOOTSTRAP_API_KEY (the key a service started with it accepts), ' +
+      'else --api-key. To make one (same DATABASE_URL as the service):\n' +
+      '  ALERTS_API_KEY=$(npx alerts keys create --account demo | tail -n1) npm run demo',
+  );
+}
+
 export function isLoopbackHost(hostname: string): boolean {
   const host = hostname.toLowerCase().replace(/^\[|\]$/g, '');
   if (host === 'localhost' || host.endsWith('.localhost')) return true;
@@ -94,6 +118,19 @@ interface RuleView {
   current_state: string;
   current_value: number | null;
   since: string | null;
+}
+
+interface EndpointView {
+  id: string;
+  name: string;
+  signing_secret: string;
+}
+
+interface TestResult {
+  delivered: boolean;
+  status_code: number | null;
+  error_class: string | null;
+  error: string | null;
 }
 
 interface Response<T> {
@@ -151,6 +188,63 @@ export async function runDemo(options: DemoOptions, deps: DemoDeps): Promise<voi
   const leftovers = existing.filter((r) => r.name.startsWith(DEMO_RULE_PREFIX));
   for (const rule of leftovers) await api('DELETE', `/v1/alert-rules/${rule.id}`);
   if (leftovers.length > 0) out(`Deleted ${leftovers.length} demo rule(s) left from an earlier run.`);
+  if (options.webhooks) {
+    const endpoints = expect(await api<{ data: EndpointView[] }>('GET', '/v1/webhook-endpoints'), 200, 'listing webhook endpoints').data;
+    const stale = endpoints.filter((e) => e.name.startsWith(DEMO_RULE_PREFIX));
+    for (const endpoint of stale) await api('DELETE', `/v1/webhook-endpoints/${endpoint.id}`);
+    if (stale.length > 0) out(`Deleted ${stale.length} demo webhook endpoint(s) left from an earlier run.`);
+  }
+
+  /** The demo's own receiver and endpoint, while webhooks are shown. */
+  let receiver: { listener: Listener; endpointId?: string } | undefined;
+  let verified = 0;
+  const setUpWebhooks = async () => {
+    let cert;
+    try {
+      cert = ensureThrowawayCert(options.tlsDir);
+    } catch (error) {
+      out(`Webhooks: not shown (${(error as Error).message}).`);
+      return;
+    }
+    const secrets: string[] = [];
+    const listener = await startListener(
+      { port: 0, host: '127.0.0.1', secrets, tls: { cert: cert.cert, key: cert.key }, toleranceSeconds: 300, printBody: false },
+      (line) => {
+        if (/^\S+ verified /.test(line)) verified++;
+        say(`webhook  ${line.replace(/^\S+ /, '')}`);
+      },
+    );
+    receiver = { listener };
+    const url = `https://127.0.0.1:${new URL(listener.url).port}/`;
+    const created = await api<EndpointView>('POST', '/v1/webhook-endpoints', {
+      name: `${DEMO_RULE_PREFIX}webhook receiver (${project})`,
+      url,
+      event_types: ['alerts.triggered', 'alerts.resolved'],
+      timeout_ms: 5000,
+    });
+    if (created.status === 409) {
+      out('Webhooks: not shown: the account already has 10 webhook endpoints (delete one to see them).');
+      return;
+    }
+    const endpoint = expect(created, 201, 'creating a webhook endpoint');
+    receiver.endpointId = endpoint.id;
+    secrets.push(endpoint.signing_secret);
+    out(`Webhooks: receiving on ${url} (endpoint ${endpoint.id}), verifying each signature; asking the service for a test webhook ...`);
+    const test = expect(await api<TestResult>('POST', `/v1/webhook-endpoints/${endpoint.id}/test`), 200, 'sending a test webhook');
+    if (test.delivered) {
+      out('Webhooks: the signed test webhook arrived and verified; alerts.triggered and alerts.resolved are shown as they arrive.');
+      return;
+    }
+    const why = test.error_class === null ? `HTTP ${test.status_code}` : `${test.error_class}: ${test.error ?? ''}`;
+    const settings = serviceSettings(cert.certPath, '127.0.0.1');
+    out(`Webhooks: the service could not deliver the test webhook (${why}).`);
+    out('To see signed webhooks arrive too, start the service with the two settings this receiver needs');
+    out('(trust its throwaway certificate; allow 127.0.0.1), then run the demo again:');
+    out(`  ${settings} npm start`);
+    out('Carrying on with state changes only.');
+    await api('DELETE', `/v1/webhook-endpoints/${endpoint.id}`);
+    receiver.endpointId = undefined;
+  };
 
   const ruleSpecs = [
     {
@@ -177,6 +271,7 @@ export async function runDemo(options: DemoOptions, deps: DemoDeps): Promise<voi
       rules.set(rule.id, { ...rule, unit });
       out(`Created ${rule.id} "${rule.name}": ${rule.metric} ${rule.operator} ${rule.threshold_value}${unit} over 5m, state ${rule.current_state}`);
     }
+    if (options.webhooks) await setUpWebhooks();
 
     const sim = new VoiceAgentSimulator({ seed: options.seed, projects: [{ id: project, callsPerSecond: 3 }] }, startedAt - WARM_UP_MS);
     sim.advanceTo(startedAt); // calls already in progress when the demo starts; not sent
@@ -299,7 +394,12 @@ export async function runDemo(options: DemoOptions, deps: DemoDeps): Promise<voi
       `Sent ${fmt(sent)} events: ${fmt(s.calls)} calls, ${fmt(s.turns)} turns, ${fmt(s.apiErrors)} API errors, ` +
         `${fmt(s.functionErrors)} function errors, ${fmt(s.crashes)} crashes (including the warm-up, which was not sent).`,
     );
+    if (receiver?.endpointId !== undefined) out(`Received ${fmt(verified)} signed webhook(s) that verified (including the test webhook).`);
   } finally {
+    if (receiver) {
+      if (receiver.endpointId !== undefined) await api('DELETE', `/v1/webhook-endpoints/${receiver.endpointId}`).catch(() => undefined);
+      await receiver.listener.close();
+    }
     let deleted = 0;
     for (const id of rules.keys()) {
       try {
@@ -326,8 +426,22 @@ function describe(options: DemoOptions): string {
   return parts.join(', ');
 }
 
+/** The command line's options: what is not given comes from the environment (src/config.ts) and defaults. */
+export type DemoCommandOptions = Omit<DemoOptions, 'url' | 'apiKey' | 'tlsDir'> & { url?: string | undefined; apiKey?: string | undefined; tlsDir?: string | undefined };
+
 /** Runs the demo until its duration ends or SIGINT/SIGTERM, deleting its rules either way. */
-export async function demoCommand(options: DemoOptions, out: (line: string) => void): Promise<void> {
+export async function demoCommand(
+  given: DemoCommandOptions,
+  out: (line: string) => void,
+  settings: () => CliSettings = loadCliSettings,
+): Promise<void> {
+  const env = settings();
+  const options: DemoOptions = {
+    ...given,
+    url: given.url ?? demoServiceUrl(env),
+    apiKey: demoApiKey(given.apiKey, env),
+    tlsDir: given.tlsDir ?? defaultTlsDir(),
+  };
   const controller = new AbortController();
   const onSignal = () => {
     if (!controller.signal.aborted) out('Stopping: deleting the demo rules ...');

@@ -2,7 +2,9 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, loadConfig } from '../config.js';
 import { AppError } from '../domain/errors.js';
-import { DEMO_DEFAULTS, demoCommand, type DemoOptions, type IncidentKind } from './demo.js';
+import { backupDatabase } from '../store/backup.js';
+import { VERSION } from '../version.js';
+import { DEMO_DEFAULTS, demoCommand, type DemoCommandOptions, type IncidentKind } from './demo.js';
 import { createKey, listKeys, revokeKey } from './keys.js';
 import { registerListenCommand } from './listen.js';
 import { serve } from './serve.js';
@@ -29,12 +31,22 @@ function config() {
 const program = new Command()
   .name('alerts')
   .description('Self-hosted alerting service, wire-compatible with the PolyAI Alerts API. Settings come from the environment (see README).')
+  .version(VERSION, '-V, --version', 'print the version')
   .showHelpAfterError();
 
 program
   .command('serve')
   .description('run the HTTP service (PORT, DATABASE_URL, ...)')
   .action(() => serve(config()).catch(fail));
+
+program
+  .command('backup')
+  .description('write a consistent copy of the database (DATABASE_URL) to <file>; safe while the server runs')
+  .argument('<file>', 'where to write the copy; must not exist yet')
+  .action(async (file: string) => {
+    const result = await backupDatabase(config().database, file).catch(fail);
+    out(`Backed up ${result.source} to ${result.destination} (${result.bytes} bytes, integrity checked).`);
+  });
 
 const keys = program.command('keys').description('manage API keys (stored only as hashes)');
 keys
@@ -71,10 +83,10 @@ program
   .command('demo')
   .description(
     'stream simulated voice-agent telemetry to a running service, create two demo rules, push latency over the threshold and back, ' +
-      'and print each state change; deletes its rules on exit',
+      'and print each state change and each signed webhook received; deletes its rules and endpoint on exit',
   )
-  .option('--url <url>', 'base URL of the running service (loopback only unless --allow-remote)', DEMO_DEFAULTS.url)
-  .addOption(new Option('--api-key <key>', 'API key of the account to use').env('ALERTS_API_KEY').makeOptionMandatory())
+  .option('--url <url>', 'base URL of the running service, loopback only unless --allow-remote (default: http://127.0.0.1:$PORT, as npm start)')
+  .option('--api-key <key>', 'API key of the account to use (default: ALERTS_API_KEY, else ALERTS_BOOTSTRAP_API_KEY)')
   .option('--allow-remote', 'allow a --url that is not a loopback address', false)
   .option('--duration <seconds>', 'how long to run', number(1, 86_400), DEMO_DEFAULTS.durationS)
   .addOption(new Option('--incident <kind>', 'what the incident degrades').choices(['latency', 'errors', 'both']).default(DEMO_DEFAULTS.incident))
@@ -82,10 +94,14 @@ program
   .option('--incident-for <seconds>', 'how long the incident lasts', number(0, 86_400), DEMO_DEFAULTS.incidentForS)
   .option('--incident-ratio <share>', 'share of turns the latency incident slows down (0 to 1)', number(0.001, 1), DEMO_DEFAULTS.incidentRatio)
   .option('--seed <n>', 'simulator seed', number(0, 2 ** 32 - 1), DEMO_DEFAULTS.seed)
+  .option('--no-webhooks', 'do not receive webhooks (by default an HTTPS receiver on 127.0.0.1 shows each one, verified)')
+  .option('--tls-dir <dir>', "the receiver's throwaway certificate, shared with alerts listen --tls (default: ~/.cache/alerts/listen-tls)")
   .action(
     (options: {
-      url: string;
-      apiKey: string;
+      url?: string;
+      apiKey?: string;
+      webhooks: boolean;
+      tlsDir?: string;
       allowRemote: boolean;
       duration: number;
       incident: IncidentKind;
@@ -94,9 +110,11 @@ program
       incidentRatio: number;
       seed: number;
     }) => {
-      const demo: DemoOptions = {
+      const demo: DemoCommandOptions = {
         url: options.url,
         apiKey: options.apiKey,
+        webhooks: options.webhooks,
+        tlsDir: options.tlsDir,
         allowRemote: options.allowRemote,
         durationS: options.duration,
         seed: options.seed,

@@ -15,6 +15,7 @@ import type { TelemetryService } from '../domain/telemetry-service.js';
 import type { WebhookEndpointsService } from '../domain/webhook-endpoints-service.js';
 import { requireApiKey } from './auth.js';
 import { answerUnmetExpectation, createClientErrorHandler } from './client-errors.js';
+import { deviationsMarkdown } from './deviations.js';
 import { registerErrorHandling } from './error-handler.js';
 import { DEFAULT_MAX_JSON_VALUES, exceedsJsonValueBudget } from './json-budget.js';
 import { alertRuleRoutes } from './routes/alert-rules.js';
@@ -176,8 +177,11 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
         version: '1.0.0',
         description:
           'Alert rules over voice-agent telemetry, active alerts, and signed webhook delivery. ' +
-          'Wire-compatible with the PolyAI Alerts API 1.0.0.',
+          'Wire-compatible with the PolyAI Alerts API 1.0.0.\n\n' +
+          deviationsMarkdown(),
       },
+      // Relative: the paths are served by whichever host and port this document came from.
+      servers: [{ url: '/', description: 'This service' }],
       components: { securitySchemes: { ApiKeyAuth: { type: 'apiKey', in: 'header', name: 'x-api-key' } } },
       security: [{ ApiKeyAuth: [] }],
       webhooks: {
@@ -193,6 +197,8 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
   app.get(
     '/healthz',
     {
+      // Probes come every few seconds: a healthy one is not logged, a failing one is (warn and up).
+      logLevel: 'warn',
       schema: {
         hide: true,
         response: { 200: Type.Object({ status: Type.String() }), 503: Type.Object({ status: Type.String(), message: Type.String() }) },
