@@ -291,7 +291,7 @@ interface BuildResult {
  */
 async function evaluationBuild(path: string, t0: number): Promise<void> {
   const buildStart = performance.now();
-  await (await openStore({ location: { kind: 'sqlite', path } })).close(); // migrations
+  await (await openStore({ location: { kind: 'sqlite', path, display: path } })).close(); // migrations
   const sqlite = new BetterSqlite3(path);
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = OFF');
@@ -367,7 +367,7 @@ async function evaluation(): Promise<void> {
   let now = t0;
   const clock: Clock = { now: () => now };
   const { buildS, alerting, events } = await runChild<BuildResult>('evaluation-build', [path, String(t0)]);
-  const store = await openStore({ location: { kind: 'sqlite', path } });
+  const store = await openStore({ location: { kind: 'sqlite', path, display: path } });
 
   const engine = createEngine({ store, clock, logger: silentLogger(), evaluationIntervalMs: 0 });
   const startBegin = performance.now();

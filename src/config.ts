@@ -4,8 +4,20 @@ import { parseCidr } from './delivery/address-guard.js';
 import { DEFAULT_RETRY_SCHEDULE, parseRetrySchedule } from './delivery/retry-schedule.js';
 import { DEFAULT_EVENT_RETENTION, parseRetention } from './domain/retention.js';
 
-/** Where the data lives; `kind` says which storage implementation serves it. */
-export type DatabaseLocation = { kind: 'sqlite'; path: string };
+/**
+ * Where the data lives; `kind` says which storage implementation serves it. `display` names
+ * it in messages and logs (a PostgreSQL password is replaced by `***`).
+ */
+export type DatabaseLocation =
+  | { kind: 'sqlite'; path: string; display: string }
+  | {
+      kind: 'postgres';
+      /** The connection string as given (libpq-style parameters, `sslmode` among them). */
+      url: string;
+      display: string;
+      /** Connections this process keeps open at most (`ALERTS_DATABASE_POOL_SIZE`). */
+      poolSize: number;
+    };
 
 export interface Config {
   readonly host: string;
@@ -22,6 +34,8 @@ export interface Config {
   readonly eventRetentionMs: number | null;
   readonly delivery: DeliveryConfig;
   readonly http: HttpServerConfig;
+  /** false: start-up refuses a database whose schema is behind instead of migrating it (`alerts migrate` does). */
+  readonly autoMigrate: boolean;
 }
 
 /** Limits of the HTTP server on slow or numerous clients. */
@@ -55,6 +69,8 @@ export class ConfigError extends Error {
 }
 
 interface RawEnv {
+  ALERTS_DATABASE_POOL_SIZE: number;
+  ALERTS_AUTO_MIGRATE: 'on' | 'off';
   HOST: string;
   PORT: number;
   LOG_LEVEL: string;
@@ -98,26 +114,43 @@ const ENV_SCHEMA = {
     ALERTS_DELIVERY_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 1024, default: 64 },
     ALERTS_DELIVERY_ENDPOINT_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 256, default: 8 },
     ALERTS_DELIVERY_ACCOUNT_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 1024, default: 16 },
+    ALERTS_DATABASE_POOL_SIZE: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
+    ALERTS_AUTO_MIGRATE: { type: 'string', enum: ['on', 'off'], default: 'on' },
   },
 } as const;
 
+/** The URL with its password (if any) replaced by `***`, for messages and logs. */
+function redactPassword(url: string): string {
+  return url.replace(/^([a-z]+:\/\/[^:@/?#]*:)[^@/?#]*@/i, '$1***@');
+}
+
 /**
- * Where `DATABASE_URL` points. Accepts a file path, `sqlite:<path>`, `sqlite://<path>` or
- * `file:<path>`; relative paths are taken from `cwd`.
+ * Where `DATABASE_URL` points. Accepts `postgres://` or `postgresql://` URLs, a file path,
+ * `sqlite:<path>`, `sqlite://<path>` or `file:<path>`; relative paths are taken from `cwd`.
  */
-export function parseDatabaseUrl(url: string, cwd: string): DatabaseLocation {
+export function parseDatabaseUrl(url: string, cwd: string, poolSize = 10): DatabaseLocation {
   if (/^postgres(ql)?:\/\//i.test(url)) {
-    throw new ConfigError('DATABASE_URL: PostgreSQL is not supported yet; use a SQLite file path or a sqlite: URL');
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new ConfigError(`DATABASE_URL: "${redactPassword(url)}" is not a valid PostgreSQL URL (postgres://user:password@host:5432/database)`);
+    }
+    // A host-less URL means a local socket to libpq, which pg does not read the same way.
+    if (parsed.hostname === '') throw new ConfigError('DATABASE_URL: the PostgreSQL URL names no host (postgres://user@host:5432/database)');
+    if (parsed.pathname.length <= 1) throw new ConfigError('DATABASE_URL: the PostgreSQL URL names no database (postgres://user@host:5432/database)');
+    return { kind: 'postgres', url, display: redactPassword(url), poolSize };
   }
   const match = /^(sqlite|file):(\/\/)?(.*)$/i.exec(url);
   let path = url;
   if (match) path = match[3] ?? '';
   else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
-    throw new ConfigError(`DATABASE_URL: unsupported scheme in "${url.split(':')[0]}:"; use a SQLite file path or a sqlite: URL`);
+    throw new ConfigError(`DATABASE_URL: unsupported scheme in "${url.split(':')[0]}:"; use a postgres:// URL, a SQLite file path or a sqlite: URL`);
   }
   if (path === '') throw new ConfigError('DATABASE_URL: the SQLite file path is empty');
-  if (path === ':memory:') return { kind: 'sqlite', path };
-  return { kind: 'sqlite', path: resolve(cwd, path) };
+  if (path === ':memory:') return { kind: 'sqlite', path, display: path };
+  const absolute = resolve(cwd, path);
+  return { kind: 'sqlite', path: absolute, display: absolute };
 }
 
 /** Reads and validates the environment once; the result is frozen and passed down. */
@@ -153,7 +186,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     port: raw.PORT,
     logLevel: raw.LOG_LEVEL,
     databaseUrl: raw.DATABASE_URL,
-    database: parseDatabaseUrl(raw.DATABASE_URL, cwd),
+    database: parseDatabaseUrl(raw.DATABASE_URL, cwd, raw.ALERTS_DATABASE_POOL_SIZE),
+    autoMigrate: raw.ALERTS_AUTO_MIGRATE === 'on',
     bootstrapApiKey: raw.ALERTS_BOOTSTRAP_API_KEY,
     secretKey: raw.ALERTS_SECRET_KEY,
     shutdownTimeoutMs: raw.ALERTS_SHUTDOWN_TIMEOUT_MS,

@@ -50,7 +50,7 @@ export async function createService({ config, logger, clock = systemClock, looku
   // Before anything evaluates rules or takes back deliveries in flight: one server per database.
   const lease = await acquireServerLease({
     repository: store.serverLease,
-    databasePath: config.database.path,
+    databasePath: config.database.display,
     logger,
     onLost: onLeaseLost ?? (() => {}),
   }).catch(async (error: unknown) => {

@@ -16,6 +16,7 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createApiKeysService } from '../src/domain/api-keys-service.js';
 import { systemClock } from '../src/domain/clock.js';
+import { locationOf } from './helpers/database.js';
 import { openStore } from '../src/store/store.js';
 import { killAllChildren, startCliServer, type CliServer } from './helpers/cli-process.js';
 import { startHttpsReceiver, testTls, type HttpsReceiver, type ReceivedRequest } from './helpers/https-receiver.js';
@@ -108,7 +109,7 @@ describe('webhook delivery survives kill -9', () => {
     };
 
     // API keys of the 10 accounts, written to the database before the service starts.
-    const store = await openStore({ location: { kind: 'sqlite', path: dbPath }, secretKey: env.ALERTS_SECRET_KEY });
+    const store = await openStore({ location: locationOf(dbPath), secretKey: env.ALERTS_SECRET_KEY });
     const keysService = createApiKeysService({ accounts: store.accounts, apiKeys: store.apiKeys, clock: systemClock });
     const keys: string[] = [];
     for (let a = 0; a < ACCOUNTS; a++) keys.push((await keysService.create(`durability-${a}`)).key);

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { dropRunSchemas, TEST_SCHEMA_PREFIX_ENV } from './helpers/database.js';
 
 /** Where the test TLS material lives; read by test/helpers/https-receiver.ts. */
 export const TEST_TLS_DIR_ENV = 'ALERTS_TEST_TLS_DIR';
@@ -47,10 +48,16 @@ function makeTestCertificates(): string {
  * then trusts the CA through Node's standard mechanism, with no option that turns
  * certificate checks off.
  */
-export default function setup(): () => void {
+export default function setup(): () => Promise<void> {
   execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
   const dir = makeTestCertificates();
   process.env.NODE_EXTRA_CA_CERTS = join(dir, 'ca.crt');
   process.env[TEST_TLS_DIR_ENV] = dir;
-  return () => rmSync(dir, { recursive: true, force: true });
+  // On PostgreSQL, every schema of this run starts with this prefix, and goes at the end.
+  const prefix = `t${process.pid}_${Date.now().toString(36)}_`;
+  process.env[TEST_SCHEMA_PREFIX_ENV] = prefix;
+  return async () => {
+    rmSync(dir, { recursive: true, force: true });
+    await dropRunSchemas(prefix);
+  };
 }

@@ -7,6 +7,7 @@ import { ConfigError, loadConfig } from '../src/config.js';
 import { toIso } from '../src/domain/clock.js';
 import { createRetentionPruner, parseRetention, type RetentionStore } from '../src/domain/retention.js';
 import { openStore, type Store } from '../src/store/store.js';
+import { databaseUrlFor, dropDatabaseFor, locationOf } from './helpers/database.js';
 import { startHttpsReceiver, type HttpsReceiver } from './helpers/https-receiver.js';
 import { startTestServer, testClock, type TestServer } from './helpers/server.js';
 import { createEndpoint, eventually, listDeliveries, triggerAlert } from './helpers/webhook-fixtures.js';
@@ -163,10 +164,11 @@ describe('the pruner', () => {
   /** A store on a real file holding `count` old events, each with one failed delivery and two attempts. */
   async function storeWithOldRows(count: number): Promise<Store> {
     const dir = mkdtempSync(join(tmpdir(), 'alerts-retention-'));
-    const store = await openStore({ location: { kind: 'sqlite', path: join(dir, 'alerts.db') } });
+    const store = await openStore({ location: locationOf(await databaseUrlFor(dir)) });
     cleanups.push(async () => {
       await store.close();
       rmSync(dir, { recursive: true, force: true });
+      await dropDatabaseFor(dir);
     });
     for (let i = 0; i < count; i++) {
       const at = toIso(START + i * MINUTE);

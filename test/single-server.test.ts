@@ -11,6 +11,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/logger.js';
 import { acquireServerLease, DatabaseInUseError } from '../src/server-lease.js';
+import { locationOf } from './helpers/database.js';
 import { openStore, type Store } from '../src/store/store.js';
 import { killAllChildren, lastLine, runCli, startCliServer } from './helpers/cli-process.js';
 import { startHttpsReceiver, testTls, type HttpsReceiver } from './helpers/https-receiver.js';
@@ -108,7 +109,7 @@ describe('the server lease', () => {
   let store: Store;
 
   beforeEach(async () => {
-    store = await openStore({ location: { kind: 'sqlite', path: dbPath } });
+    store = await openStore({ location: locationOf(dbPath) });
     cleanups.push(() => store.close());
   });
 

@@ -40,7 +40,7 @@ export async function serve(config: Config): Promise<void> {
   await service.app.listen({ host: config.host, port: config.port });
   const address = service.app.server.address();
   logger.info(
-    { version: VERSION, pid: process.pid, database: config.database.path, port: typeof address === 'object' && address ? address.port : config.port },
+    { version: VERSION, pid: process.pid, database: config.database.display, port: typeof address === 'object' && address ? address.port : config.port },
     `alerts ${VERSION} started`,
   );
   process.on('SIGTERM', () => stop('SIGTERM', 0));

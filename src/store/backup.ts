@@ -19,6 +19,9 @@ const reasonOf = (error: unknown) => (error instanceof Error ? error.message : S
  * then given its name; an existing file is never overwritten.
  */
 export async function backupDatabase(location: DatabaseLocation, destination: string, cwd: string = process.cwd()): Promise<BackupResult> {
+  if (location.kind !== 'sqlite') {
+    throw new ConfigError(`DATABASE_URL=${location.display}: alerts backup copies a SQLite file; back up PostgreSQL with its own tools (pg_dump, or your provider's snapshots)`);
+  }
   const source = location.path;
   if (source === ':memory:') throw new ConfigError('DATABASE_URL=:memory: is not a file; there is nothing to back up');
   const target = resolve(cwd, destination);

@@ -187,7 +187,7 @@ export async function cancelPendingDeliveries(trx: Transaction<Database>, endpoi
       attempts: eb
         .case()
         .when('status', '=', 'in_flight')
-        .then(sql<number>`max(${eb.ref('attempts')} - 1, 0)`)
+        .then(sql<number>`case when ${eb.ref('attempts')} > 0 then ${eb.ref('attempts')} - 1 else 0 end`)
         .else(eb.ref('attempts'))
         .end(),
       next_attempt_at: null,
@@ -393,7 +393,7 @@ export function createDeliveriesRepository(db: Kysely<Database>): DeliveriesRepo
         .set((eb) => ({
           status: 'pending',
           // The claim counted an attempt that was never made (or never answered): give it back.
-          attempts: sql<number>`max(${eb.ref('attempts')} - 1, 0)`,
+          attempts: sql<number>`case when ${eb.ref('attempts')} > 0 then ${eb.ref('attempts')} - 1 else 0 end`,
           next_attempt_at: now,
           locked_until: null,
           updated_at: nowIso,

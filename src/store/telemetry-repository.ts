@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import type { StoreAdapter } from './dialect/index.js';
 import type { Database } from './schema.js';
 
 export interface StoredBatch {
@@ -69,7 +70,10 @@ export interface TelemetryRepository {
   pruneBefore(receivedBefore: number): Promise<number>;
 }
 
-export function createTelemetryRepository(db: Kysely<Database>): TelemetryRepository {
+export function createTelemetryRepository(db: Kysely<Database>, adapter: Pick<StoreAdapter, 'maxParameters'>): TelemetryRepository {
+  // Rows per multi-row statement: within the dialect's parameter limit (3 per scope row, 2
+  // per key of a lookup), and small enough that one statement stays cheap to plan.
+  const scopeRowsPerStatement = Math.min(300, Math.floor(adapter.maxParameters / 3));
   return {
     async record(batches) {
       if (batches.length === 0) return [];
@@ -123,11 +127,10 @@ export function createTelemetryRepository(db: Kysely<Database>): TelemetryReposi
           .returning('seq')
           .execute();
         const scopes = [...seen.values()];
-        // Parameters per statement stay well below SQLite's limit.
-        for (let i = 0; i < scopes.length; i += 300) {
+        for (let i = 0; i < scopes.length; i += scopeRowsPerStatement) {
           await trx
             .insertInto('telemetry_scopes')
-            .values(scopes.slice(i, i + 300))
+            .values(scopes.slice(i, i + scopeRowsPerStatement))
             .onConflict((oc) =>
               oc.columns(['account_id', 'project_key']).doUpdateSet((eb) => ({ last_seen_at: eb.ref('excluded.last_seen_at') })),
             )
@@ -192,9 +195,9 @@ export function createTelemetryRepository(db: Kysely<Database>): TelemetryReposi
       db.selectFrom('telemetry_scopes').selectAll().where('project_key', '=', '').where('last_seen_at', '>', seenAfter).execute(),
     async lastSeen(scopes) {
       const found: StoredScope[] = [];
-      // Parameters per statement stay well below SQLite's limit; each pair is a primary key lookup.
-      for (let i = 0; i < scopes.length; i += 300) {
-        const chunk = scopes.slice(i, i + 300);
+      // Each pair is a primary key lookup.
+      for (let i = 0; i < scopes.length; i += scopeRowsPerStatement) {
+        const chunk = scopes.slice(i, i + scopeRowsPerStatement);
         found.push(
           ...(await db
             .selectFrom('telemetry_scopes')

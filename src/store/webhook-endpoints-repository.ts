@@ -1,4 +1,5 @@
-import { sql, type Kysely, type Selectable } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
+import type { StoreAdapter } from './dialect/index.js';
 import type {
   WebhookEndpoint,
   WebhookEndpointFilter,
@@ -29,8 +30,11 @@ export interface WebhookEndpointsRepository {
   replaceSecret(accountId: string, id: string, signingSecret: string, nowIso: string): Promise<boolean>;
   /** The current signing secret, for signing deliveries. */
   signingSecret(id: string): Promise<string | undefined>;
-  /** Encrypts secrets stored before a key was configured; returns how many were sealed. */
-  sealPlainSecrets(): Promise<number>;
+  /**
+   * Encrypts secrets stored before a key was configured; returns how many were sealed. Runs
+   * in `trx` when given (the store runs it under the migration lock).
+   */
+  sealPlainSecrets(trx?: Kysely<Database>): Promise<number>;
 }
 
 type Row = Selectable<WebhookEndpointsTable>;
@@ -50,7 +54,7 @@ function toEndpoint(row: Row): WebhookEndpoint {
   };
 }
 
-export function createWebhookEndpointsRepository(db: Kysely<Database>, cipher: SecretCipher): WebhookEndpointsRepository {
+export function createWebhookEndpointsRepository(db: Kysely<Database>, adapter: StoreAdapter, cipher: SecretCipher): WebhookEndpointsRepository {
   const byAccount = (accountId: string) =>
     db.selectFrom('webhook_endpoints').selectAll().where('account_id', '=', accountId);
   // Every delivery attempt signs with the current secret; reading and decrypting it per
@@ -155,20 +159,15 @@ export function createWebhookEndpointsRepository(db: Kysely<Database>, cipher: S
         return row && cipher.open(row.signing_secret, id);
       }),
 
-    async sealPlainSecrets() {
+    async sealPlainSecrets(trx = db) {
       if (!cipher.encrypting) return 0;
-      const rows = await db.selectFrom('webhook_endpoints').select(['id', 'signing_secret']).execute();
+      const rows = await trx.selectFrom('webhook_endpoints').select(['id', 'signing_secret']).execute();
       const plain = rows.filter((row) => isPlainSealed(row.signing_secret));
       if (plain.length === 0) return 0;
-      // SQLite leaves the bytes of an overwritten value in the page's free space, and the
-      // old page in the WAL: zero freed space while re-sealing, then fold the WAL into the
-      // main file and truncate it, so no copy of a plaintext secret stays on disk.
-      const previous = (await sql<{ secure_delete: number }>`pragma secure_delete`.execute(db)).rows[0]?.secure_delete ?? 0;
-      await sql`pragma secure_delete = on`.execute(db);
-      let sealed = 0;
-      try {
+      return adapter.overwritingSecrets(trx, async () => {
+        let sealed = 0;
         for (const row of plain) {
-          await db
+          await trx
             .updateTable('webhook_endpoints')
             .set({ signing_secret: cipher.seal(cipher.open(row.signing_secret, row.id), row.id) })
             .where('id', '=', row.id)
@@ -176,11 +175,8 @@ export function createWebhookEndpointsRepository(db: Kysely<Database>, cipher: S
             .execute();
           sealed += 1;
         }
-      } finally {
-        await sql.raw(`pragma secure_delete = ${previous === 1 ? 'on' : 'off'}`).execute(db);
-      }
-      await sql`pragma wal_checkpoint(TRUNCATE)`.execute(db);
-      return sealed;
+        return sealed;
+      });
     },
   };
 }

@@ -9,6 +9,7 @@ import type { Clock } from '../../src/domain/clock.js';
 import type { LookupFunction } from '../../src/delivery/webhook-client.js';
 import { createLogger } from '../../src/logger.js';
 import { createService, type Service } from '../../src/service.js';
+import { databaseUrlFor, dropDatabaseFor } from './database.js';
 import { validatePublishedResponse } from './published-spec.js';
 
 export interface ApiResponse<T = any> {
@@ -71,7 +72,8 @@ export async function startTestServer(
   } = {},
 ): Promise<TestServer> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'alerts-test-'));
-  const dbPath = join(dir, 'alerts.db');
+  // The directory's SQLite file, or its own PostgreSQL schema (TEST_DATABASE_URL).
+  const dbPath = await databaseUrlFor(dir);
   // No evaluation timer: tests move the clock and call service.engine.tick() themselves.
   const config = loadConfig({
     DATABASE_URL: dbPath,
@@ -126,7 +128,10 @@ export async function startTestServer(
     request,
     async close() {
       await service.close();
-      if (options.dir === undefined) rmSync(dir, { recursive: true, force: true });
+      if (options.dir === undefined) {
+        rmSync(dir, { recursive: true, force: true });
+        await dropDatabaseFor(dir);
+      }
     },
   };
 }

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { MigrationDialect } from '../dialect.js';
+import type { MigrationDialect } from '../dialect/adapter.js';
 
 /** Accounts, API keys, alert rules and webhook endpoints. */
 export function initialMigration(dialect: MigrationDialect) {

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { MigrationDialect } from '../dialect.js';
+import type { MigrationDialect } from '../dialect/adapter.js';
 
 /** Durable telemetry (per-batch aggregate deltas), scope liveness, and the alert event outbox. */
 export function telemetryAndOutboxMigration(dialect: MigrationDialect) {

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { MigrationDialect } from '../dialect.js';
+import type { MigrationDialect } from '../dialect/adapter.js';
 
 /** One delivery per (event, endpoint), and every attempt made for it. */
 export function webhookDeliveriesMigration(dialect: MigrationDialect) {

@@ -1,5 +1,5 @@
 import type { Migration, MigrationProvider } from 'kysely';
-import type { MigrationDialect } from '../dialect.js';
+import type { MigrationDialect } from '../dialect/adapter.js';
 import { initialMigration } from './0001-initial.js';
 import { telemetryAndOutboxMigration } from './0002-telemetry-and-outbox.js';
 import { webhookDeliveriesMigration } from './0003-webhook-deliveries.js';

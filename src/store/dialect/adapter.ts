@@ -1,0 +1,57 @@
+import type { ColumnDefinitionBuilder, ColumnDataType, Dialect, Kysely } from 'kysely';
+import type { Database } from '../schema.js';
+
+/**
+ * Everything that differs between the SQL databases we run on, as named capabilities (the
+ * shape of Kysely's own DialectAdapter): repositories and migrations are written once in
+ * portable SQL and ask the adapter only for what cannot be. One folder per dialect, one file
+ * per role (connection, errors, adapter).
+ */
+export interface StoreAdapter {
+  readonly name: 'sqlite' | 'postgres';
+  /** Where the database is, for messages: a file path, or a URL without its password. */
+  readonly display: string;
+  /** The Kysely dialect, its connections already opened through `guardConnection`. */
+  readonly dialect: Dialect;
+  readonly migration: MigrationDialect;
+  /**
+   * Bound parameters one statement may carry. Multi-row writes are cut into chunks that
+   * stay below it (SQLite allows 32,766; PostgreSQL's protocol 65,535).
+   */
+  readonly maxParameters: number;
+  /** What a driver error means to us (see errors.ts), or undefined for anything else. */
+  classifyError(error: unknown): DatabaseFailure | undefined;
+  /**
+   * Runs `fn` in a transaction holding the lock schema migrations hold, so that it runs in
+   * one process at a time even when several start at once.
+   */
+  withMigrationLock<T>(db: Kysely<Database>, fn: (trx: Kysely<Database>) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn`, which overwrites secrets, so that no copy of the overwritten values stays
+   * readable in the database's files afterwards as far as the engine allows.
+   */
+  overwritingSecrets<T>(db: Kysely<Database>, fn: () => Promise<T>): Promise<T>;
+  /**
+   * The schema that holds our tables when it must be named (PostgreSQL: the first schema of
+   * the connection's search_path, so that several schemas in one database stay apart).
+   */
+  tableSchema(db: Kysely<Database>): Promise<string | undefined>;
+}
+
+/** The driver errors the store translates, whatever the database says them with. */
+export type DatabaseFailure =
+  /** A unique or primary key constraint refused the write: a concurrent request won a race. */
+  | { kind: 'uniqueViolation'; constraint: string | undefined }
+  /** A transaction lost to a concurrent one (serialization failure, deadlock): try it again. */
+  | { kind: 'serialization' }
+  /** The database stayed locked, or out of connections, for longer than we wait. */
+  | { kind: 'busy' }
+  /** The storage, not the statement, is failing: disk full, I/O error, database unreachable. */
+  | { kind: 'storage'; message: string };
+
+/** What migrations need to know of the dialect: how to declare an auto-incrementing key. */
+export interface MigrationDialect {
+  readonly name: 'sqlite' | 'postgres';
+  readonly autoIncrementType: ColumnDataType;
+  autoIncrement(column: ColumnDefinitionBuilder): ColumnDefinitionBuilder;
+}

@@ -1,0 +1,18 @@
+import type { DatabaseLocation } from '../../config.js';
+import type { StoreAdapter } from './adapter.js';
+import type { WriteHealth } from './guard.js';
+import { createPostgresAdapter } from './postgres/adapter.js';
+import { createSqliteAdapter } from './sqlite/adapter.js';
+
+export type { StoreAdapter, DatabaseFailure, MigrationDialect } from './adapter.js';
+export type { WriteHealth } from './guard.js';
+
+/** The adapter for where DATABASE_URL points. */
+export function createAdapter(location: DatabaseLocation, health: WriteHealth, onIdleError: (error: Error) => void = () => {}): StoreAdapter {
+  switch (location.kind) {
+    case 'sqlite':
+      return createSqliteAdapter(location.path, health);
+    case 'postgres':
+      return createPostgresAdapter({ url: location.url, display: location.display, poolSize: location.poolSize, health, onIdleError });
+  }
+}

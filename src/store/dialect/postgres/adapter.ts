@@ -1,0 +1,57 @@
+import { PostgresDialect, sql } from 'kysely';
+import type { StoreAdapter } from '../adapter.js';
+import { guardConnection, type WriteHealth } from '../guard.js';
+import { createPostgresPool } from './connection.js';
+import { classifyPostgresError } from './errors.js';
+
+/**
+ * The advisory lock Kysely's migrator holds while it migrates (its PostgresAdapter's
+ * LOCK_ID): our own migration steps take the same one.
+ */
+const MIGRATION_LOCK_ID = '3853314791062309107';
+
+export interface PostgresAdapterOptions {
+  url: string;
+  display: string;
+  poolSize: number;
+  health: WriteHealth;
+  onIdleError(error: Error): void;
+}
+
+/** A PostgreSQL database shared by any number of processes, through a pool of connections. */
+export function createPostgresAdapter(options: PostgresAdapterOptions): StoreAdapter {
+  const pool = createPostgresPool(options.url, options.poolSize, options.onIdleError);
+  return {
+    name: 'postgres',
+    display: options.display,
+    dialect: new PostgresDialect({
+      pool,
+      onCreateConnection: async (connection) => guardConnection(connection, classifyPostgresError, options.health),
+    }),
+    migration: {
+      name: 'postgres',
+      autoIncrementType: 'bigserial',
+      autoIncrement: (column) => column.primaryKey(),
+    },
+    // The wire protocol counts parameters in 16 bits.
+    maxParameters: 65_535,
+    classifyError: classifyPostgresError,
+    async withMigrationLock(db, fn) {
+      return db.transaction().execute(async (trx) => {
+        await sql`select pg_advisory_xact_lock(${sql.lit(MIGRATION_LOCK_ID)}::bigint)`.execute(trx);
+        return fn(trx);
+      });
+    },
+    async overwritingSecrets(db, fn) {
+      const result = await fn();
+      // An UPDATE leaves the old row version in the table until VACUUM reclaims it. VACUUM
+      // needs the table's owner; a user without that right leaves it to autovacuum.
+      await sql`vacuum webhook_endpoints`.execute(db).catch(() => undefined);
+      return result;
+    },
+    async tableSchema(db) {
+      const row = (await sql<{ schema: string | null }>`select current_schema() as schema`.execute(db)).rows[0];
+      return row?.schema ?? undefined;
+    },
+  };
+}

@@ -1,0 +1,48 @@
+import { SqliteDialect, sql } from 'kysely';
+import type { StoreAdapter } from '../adapter.js';
+import { guardConnection, type WriteHealth } from '../guard.js';
+import { openSqliteFile, withStatementCache } from './connection.js';
+import { classifySqliteError } from './errors.js';
+
+/** The embedded database: one file, one connection (better-sqlite3 is synchronous). */
+export function createSqliteAdapter(path: string, health: WriteHealth): StoreAdapter {
+  const database = withStatementCache(openSqliteFile(path));
+  return {
+    name: 'sqlite',
+    display: path,
+    dialect: new SqliteDialect({
+      database,
+      onCreateConnection: async (connection) => guardConnection(connection, classifySqliteError, health),
+    }),
+    migration: {
+      name: 'sqlite',
+      autoIncrementType: 'integer',
+      autoIncrement: (column) => column.primaryKey().autoIncrement(),
+    },
+    // SQLITE_MAX_VARIABLE_NUMBER of the SQLite that better-sqlite3 bundles.
+    maxParameters: 32_766,
+    classifyError: classifySqliteError,
+    async withMigrationLock(db, fn) {
+      return db.transaction().execute(async (trx) => {
+        // SQLite has one writer at a time: a write, even one that changes nothing, takes the
+        // file's write lock now rather than at the transaction's first real change.
+        await sql`delete from health_probe where 0 = 1`.execute(trx);
+        return fn(trx);
+      });
+    },
+    async overwritingSecrets(db, fn) {
+      // SQLite leaves the bytes of an overwritten value in the page's free space, and the
+      // old page in the WAL: zero freed space while overwriting, then fold the WAL into the
+      // main file and truncate it.
+      const previous = (await sql<{ secure_delete: number }>`pragma secure_delete`.execute(db)).rows[0]?.secure_delete ?? 0;
+      await sql`pragma secure_delete = on`.execute(db);
+      try {
+        return await fn();
+      } finally {
+        await sql.raw(`pragma secure_delete = ${previous === 1 ? 'on' : 'off'}`).execute(db);
+        await sql`pragma wal_checkpoint(TRUNCATE)`.execute(db);
+      }
+    },
+    tableSchema: async () => undefined,
+  };
+}
