@@ -46,7 +46,12 @@ export async function createService({ config, logger, clock = systemClock, looku
     location: config.database,
     secretKey: config.secretKey,
     deliveryAttempts: config.delivery.retrySchedule.length,
+    migrations: config.autoMigrate ? 'apply' : 'verify',
+    sealSecrets: config.autoMigrate,
+    onIdleConnectionError: (error) => logger.warn({ err: error }, 'an idle database connection failed; the next query opens a new one'),
   });
+  if (store.schema.applied.length > 0) logger.info({ database: store.location, applied: store.schema.applied }, 'database schema migrated');
+  if (store.schema.sealedSecrets > 0) logger.info({ sealed: store.schema.sealedSecrets }, 'signing secrets stored in plain text were sealed');
   // Before anything evaluates rules or takes back deliveries in flight: one server per database.
   const lease = await acquireServerLease({
     repository: store.serverLease,

@@ -4,6 +4,8 @@ import { ConfigError, loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { createService, type Service } from '../src/service.js';
 import { SecretCipherError } from '../src/store/secret-cipher.js';
+import { openStore } from '../src/store/store.js';
+import { locationOf } from './helpers/database.js';
 import { endpointBody, startTestServer, type TestServer } from './helpers/server.js';
 
 const SECRET_KEY = 'test-only-secret-key-0123456789-abcdefgh';
@@ -105,7 +107,9 @@ describe('signing secrets at rest', () => {
     const first = await storedValue(s.service, created.id);
     // Re-sealing the same plaintext must give a different ciphertext.
     await s.service.store.db.updateTable('webhook_endpoints').set({ signing_secret: `plain:${created.signing_secret}` }).where('id', '=', created.id).execute();
-    expect(await s.service.store.webhookEndpoints.sealPlainSecrets()).toBe(1);
+    const reopened = await openStore({ location: locationOf(s.dbPath), secretKey: SECRET_KEY, sealSecrets: true });
+    expect(reopened.schema.sealedSecrets).toBe(1);
+    await reopened.close();
     const second = await storedValue(s.service, created.id);
     expect(second).toMatch(/^v1:/);
     expect(second).not.toBe(first);
@@ -129,12 +133,15 @@ describe('signing secrets at rest', () => {
     await stopKeepingFiles(s);
 
     const sealed = await openService(s.dbPath, SECRET_KEY);
+    expect(sealed.store.schema.sealedSecrets).toBe(2);
     expect(await storedValue(sealed, a.id)).toMatch(/^v1:/);
     expect(await storedValue(sealed, b.id)).toMatch(/^v1:/);
     expect(await sealed.store.webhookEndpoints.signingSecret(a.id)).toBe(a.signing_secret);
     expect(await sealed.store.webhookEndpoints.signingSecret(b.id)).toBe(rotatedB);
     // Nothing left to seal: a second pass does no work.
-    expect(await sealed.store.webhookEndpoints.sealPlainSecrets()).toBe(0);
+    const second = await openStore({ location: locationOf(s.dbPath), secretKey: SECRET_KEY, sealSecrets: true });
+    expect(second.schema.sealedSecrets).toBe(0);
+    await second.close();
 
     // No copy of a current secret is left behind in the files, while running or after a stop.
     expectNotOnDisk(s.dbPath, [a.signing_secret, rotatedB]);

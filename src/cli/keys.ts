@@ -6,7 +6,7 @@ import { openStore } from '../store/store.js';
 type Out = (line: string) => void;
 
 async function withKeys<T>(config: Config, run: (keys: ReturnType<typeof createApiKeysService>) => Promise<T>): Promise<T> {
-  const store = await openStore({ location: config.database, secretKey: config.secretKey });
+  const store = await openStore({ location: config.database, secretKey: config.secretKey, migrations: config.autoMigrate ? 'apply' : 'verify' });
   try {
     return await run(createApiKeysService({ accounts: store.accounts, apiKeys: store.apiKeys, clock: systemClock }));
   } finally {
@@ -44,4 +44,24 @@ export function revokeKey(config: Config, id: string, out: Out): Promise<boolean
     if (revoked) out(`Revoked API key ${id}.`);
     return revoked;
   });
+}
+
+/**
+ * `alerts migrate`: brings the schema to this version under the migration lock and seals
+ * signing secrets stored in plain text, then exits. For operators who run the service with a
+ * database user that may not change the schema (ALERTS_AUTO_MIGRATE=off).
+ */
+export async function migrateCommand(config: Config, out: Out): Promise<void> {
+  const store = await openStore({ location: config.database, secretKey: config.secretKey, migrations: 'apply', sealSecrets: true });
+  try {
+    const { applied, version, sealedSecrets } = store.schema;
+    out(
+      applied.length === 0
+        ? `Database ${store.location} (${store.adapter}) is up to date at ${version}.`
+        : `Applied ${applied.length} migration(s) to ${store.location} (${store.adapter}): ${applied.join(', ')}. Now at ${version}.`,
+    );
+    if (sealedSecrets > 0) out(`Sealed ${sealedSecrets} signing secret(s) stored in plain text with ALERTS_SECRET_KEY.`);
+  } finally {
+    await store.close();
+  }
 }

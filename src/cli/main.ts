@@ -5,7 +5,7 @@ import { AppError } from '../domain/errors.js';
 import { backupDatabase } from '../store/backup.js';
 import { VERSION } from '../version.js';
 import { DEMO_DEFAULTS, demoCommand, type DemoCommandOptions, type IncidentKind } from './demo.js';
-import { createKey, listKeys, revokeKey } from './keys.js';
+import { createKey, listKeys, migrateCommand, revokeKey } from './keys.js';
 import { registerListenCommand } from './listen.js';
 import { serve } from './serve.js';
 
@@ -38,6 +38,11 @@ program
   .command('serve')
   .description('run the HTTP service (PORT, DATABASE_URL, ...)')
   .action(() => serve(config()).catch(fail));
+
+program
+  .command('migrate')
+  .description('apply pending database migrations (DATABASE_URL) and exit; for a service run with ALERTS_AUTO_MIGRATE=off')
+  .action(() => migrateCommand(config(), out).catch(fail));
 
 program
   .command('backup')

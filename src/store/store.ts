@@ -12,6 +12,7 @@ import { createTelemetryRepository, type TelemetryRepository } from './telemetry
 import { migrationProvider } from './migrations/index.js';
 import { createRetentionRepository } from './retention-repository.js';
 import type { Database } from './schema.js';
+import { sealPlainSecrets } from './seal-secrets.js';
 import { createSecretCipher } from './secret-cipher.js';
 import { createServerLeaseRepository, type ServerLeaseRepository } from './server-lease-repository.js';
 import { createWebhookEndpointsRepository, type WebhookEndpointsRepository } from './webhook-endpoints-repository.js';
@@ -20,6 +21,10 @@ export interface Store {
   readonly db: Kysely<Database>;
   /** Which database implementation serves the store (for logs and operators, never for branching). */
   readonly adapter: StoreAdapter['name'];
+  /** Where the database is: a file path, or the URL without its password. */
+  readonly location: string;
+  /** What opening did to the schema. */
+  readonly schema: SchemaReport;
   readonly accounts: AccountsRepository;
   readonly apiKeys: ApiKeysRepository;
   readonly alertRules: AlertRulesRepository;
@@ -62,6 +67,15 @@ export interface OpenStoreOptions {
   onIdleConnectionError?: (error: Error) => void;
 }
 
+export interface SchemaReport {
+  /** Migrations applied by this open, in order (none when the schema was current). */
+  applied: readonly string[];
+  /** The latest migration this version knows, which the schema is now at. */
+  version: string;
+  /** Plain-text signing secrets sealed by this open (see OpenStoreOptions.sealSecrets). */
+  sealedSecrets: number;
+}
+
 export class MigrationError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
@@ -98,8 +112,11 @@ function writeChecker(db: Kysely<Database>, health: WriteHealth): () => Promise<
   };
 }
 
-/** Applies pending migrations, or checks that none is pending; throws MigrationError naming the cause. */
-async function migrate(db: Kysely<Database>, adapter: StoreAdapter, mode: 'apply' | 'verify'): Promise<void> {
+/**
+ * Applies pending migrations, or checks that none is pending; returns the names applied, in
+ * order. Throws MigrationError naming the cause.
+ */
+async function migrate(db: Kysely<Database>, adapter: StoreAdapter, mode: 'apply' | 'verify'): Promise<string[]> {
   const migrator = new Migrator({
     db,
     provider: migrationProvider(adapter.migration),
@@ -114,7 +131,7 @@ async function migrate(db: Kysely<Database>, adapter: StoreAdapter, mode: 'apply
           'run `alerts migrate` with a user allowed to change the schema, or set ALERTS_AUTO_MIGRATE=on',
       );
     }
-    return;
+    return [];
   }
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
@@ -123,6 +140,7 @@ async function migrate(db: Kysely<Database>, adapter: StoreAdapter, mode: 'apply
     const root = error instanceof AppError && error.cause !== undefined ? error.cause : error;
     throw new MigrationError(`DATABASE_URL=${adapter.display}: database migration ${failed} failed: ${reasonOf(root)}`, { cause: error });
   }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }
 
 /** Opens the database, applies pending migrations and returns the repositories. */
@@ -131,12 +149,13 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
   const adapter = createAdapter(options.location, health, options.onIdleConnectionError);
   const db = new Kysely<Database>({ dialect: adapter.dialect });
   const cipher = createSecretCipher(options.secretKey);
-  const webhookEndpoints = createWebhookEndpointsRepository(db, adapter, cipher);
+  const webhookEndpoints = createWebhookEndpointsRepository(db, cipher);
+  let schema: SchemaReport;
   try {
-    await migrate(db, adapter, options.migrations ?? 'apply');
-    if (options.sealSecrets === true) {
-      await adapter.withMigrationLock(db, async (trx) => webhookEndpoints.sealPlainSecrets(trx));
-    }
+    const applied = await migrate(db, adapter, options.migrations ?? 'apply');
+    const sealed = options.sealSecrets === true ? await adapter.withMigrationLock(db, async (trx) => sealPlainSecrets(trx, adapter, cipher)) : 0;
+    const names = Object.keys(await migrationProvider(adapter.migration).getMigrations());
+    schema = { applied, version: names[names.length - 1]!, sealedSecrets: sealed };
   } catch (error) {
     await db.destroy();
     if (error instanceof MigrationError) throw error;
@@ -147,6 +166,8 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
   return {
     db,
     adapter: adapter.name,
+    location: adapter.display,
+    schema,
     accounts: createAccountsRepository(db),
     apiKeys: createApiKeysRepository(db),
     alertRules: createCachedAlertRulesRepository(createAlertRulesRepository(db, options.deliveryAttempts ?? 6)),

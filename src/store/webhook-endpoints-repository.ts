@@ -1,5 +1,4 @@
 import type { Kysely, Selectable } from 'kysely';
-import type { StoreAdapter } from './dialect/index.js';
 import type {
   WebhookEndpoint,
   WebhookEndpointFilter,
@@ -10,7 +9,7 @@ import type {
 import { lockAccount } from './alert-rules-repository.js';
 import { cancelPendingDeliveries } from './deliveries-repository.js';
 import type { Database, WebhookEndpointsTable } from './schema.js';
-import { isPlainSealed, type SecretCipher } from './secret-cipher.js';
+import type { SecretCipher } from './secret-cipher.js';
 import { createWriteInvalidatedCache } from './write-invalidated-cache.js';
 
 export interface WebhookEndpointsRepository {
@@ -30,11 +29,6 @@ export interface WebhookEndpointsRepository {
   replaceSecret(accountId: string, id: string, signingSecret: string, nowIso: string): Promise<boolean>;
   /** The current signing secret, for signing deliveries. */
   signingSecret(id: string): Promise<string | undefined>;
-  /**
-   * Encrypts secrets stored before a key was configured; returns how many were sealed. Runs
-   * in `trx` when given (the store runs it under the migration lock).
-   */
-  sealPlainSecrets(trx?: Kysely<Database>): Promise<number>;
 }
 
 type Row = Selectable<WebhookEndpointsTable>;
@@ -54,7 +48,7 @@ function toEndpoint(row: Row): WebhookEndpoint {
   };
 }
 
-export function createWebhookEndpointsRepository(db: Kysely<Database>, adapter: StoreAdapter, cipher: SecretCipher): WebhookEndpointsRepository {
+export function createWebhookEndpointsRepository(db: Kysely<Database>, cipher: SecretCipher): WebhookEndpointsRepository {
   const byAccount = (accountId: string) =>
     db.selectFrom('webhook_endpoints').selectAll().where('account_id', '=', accountId);
   // Every delivery attempt signs with the current secret; reading and decrypting it per
@@ -159,24 +153,5 @@ export function createWebhookEndpointsRepository(db: Kysely<Database>, adapter: 
         return row && cipher.open(row.signing_secret, id);
       }),
 
-    async sealPlainSecrets(trx = db) {
-      if (!cipher.encrypting) return 0;
-      const rows = await trx.selectFrom('webhook_endpoints').select(['id', 'signing_secret']).execute();
-      const plain = rows.filter((row) => isPlainSealed(row.signing_secret));
-      if (plain.length === 0) return 0;
-      return adapter.overwritingSecrets(trx, async () => {
-        let sealed = 0;
-        for (const row of plain) {
-          await trx
-            .updateTable('webhook_endpoints')
-            .set({ signing_secret: cipher.seal(cipher.open(row.signing_secret, row.id), row.id) })
-            .where('id', '=', row.id)
-            .where('signing_secret', '=', row.signing_secret)
-            .execute();
-          sealed += 1;
-        }
-        return sealed;
-      });
-    },
   };
 }

@@ -1,0 +1,28 @@
+import type { Kysely } from 'kysely';
+import type { StoreAdapter } from './dialect/index.js';
+import type { Database } from './schema.js';
+import { isPlainSealed, type SecretCipher } from './secret-cipher.js';
+
+/**
+ * Encrypts the signing secrets stored in plain text before a secret key was configured;
+ * returns how many were sealed. A step of schema migration: the store runs it in `trx`,
+ * under the migration lock, at the server's start-up and in `alerts migrate` (a key may be
+ * configured long after the schema migrations ran, so it cannot be a one-off migration).
+ */
+export async function sealPlainSecrets(trx: Kysely<Database>, adapter: StoreAdapter, cipher: SecretCipher): Promise<number> {
+  if (!cipher.encrypting) return 0;
+  const rows = await trx.selectFrom('webhook_endpoints').select(['id', 'signing_secret']).execute();
+  const plain = rows.filter((row) => isPlainSealed(row.signing_secret));
+  if (plain.length === 0) return 0;
+  return adapter.overwritingSecrets(trx, async () => {
+    for (const row of plain) {
+      await trx
+        .updateTable('webhook_endpoints')
+        .set({ signing_secret: cipher.seal(cipher.open(row.signing_secret, row.id), row.id) })
+        .where('id', '=', row.id)
+        .where('signing_secret', '=', row.signing_secret)
+        .execute();
+    }
+    return plain.length;
+  });
+}

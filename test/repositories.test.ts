@@ -1,0 +1,186 @@
+/**
+ * Repository contract: the same assertions against each store implementation. SQLite always;
+ * PostgreSQL too when TEST_DATABASE_URL names one (`npm run test:postgres`, and CI). What is
+ * checked is what the rest of the service relies on whichever database serves it: values
+ * round-trip exactly (booleans, integers beyond 2^31, JSON text, timestamps), lists come in
+ * the same order, limits hold under concurrency, and a lost race is one of our errors.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AppError } from '../src/domain/errors.js';
+import { ID_PREFIX, newId } from '../src/domain/ids.js';
+import { openStore, type Store } from '../src/store/store.js';
+import { dropDatabaseFor, freshDatabaseUrl, locationOf, onPostgres } from './helpers/database.js';
+
+const NOW = Date.parse('2026-03-15T10:30:00.123Z');
+const iso = (ms: number) => new Date(ms).toISOString();
+
+interface Implementation {
+  name: string;
+  open(): Promise<Store>;
+}
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function openFresh(kind: 'sqlite' | 'postgres'): Promise<Store> {
+  const dir = mkdtempSync(join(tmpdir(), 'alerts-repo-'));
+  const url = kind === 'sqlite' ? join(dir, 'alerts.db') : await freshDatabaseUrl(dir);
+  const store = await openStore({ location: locationOf(url), deliveryAttempts: 3 });
+  cleanups.push(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+    await dropDatabaseFor(dir);
+  });
+  return store;
+}
+
+const implementations: Implementation[] = [{ name: 'SQLite', open: () => openFresh('sqlite') }];
+if (onPostgres) implementations.push({ name: 'PostgreSQL', open: () => openFresh('postgres') });
+
+function ruleRow(overrides: Record<string, unknown> = {}) {
+  return {
+    id: newId(ID_PREFIX.alertRule),
+    name: 'p95 latency',
+    project_id: 'proj_a',
+    metric: 'turn_latency_p95' as const,
+    operator: '>=' as const,
+    threshold_value: 1500,
+    window_duration: '5m' as const,
+    enabled: true,
+    current_state: 'unknown' as const,
+    since: null,
+    created_at: iso(NOW),
+    ...overrides,
+  };
+}
+
+function endpointRow(overrides: Record<string, unknown> = {}) {
+  return {
+    id: newId(ID_PREFIX.webhookEndpoint),
+    name: 'ops',
+    url: 'https://hooks.example.test/in',
+    event_types: ['alerts.triggered' as const, 'alerts.resolved' as const],
+    headers: { 'X-Team': 'ops ✓' },
+    timeout_ms: 5000,
+    enabled: true,
+    created_at: iso(NOW),
+    ...overrides,
+  };
+}
+
+describe.each(implementations)('the $name store', ({ open }) => {
+  it('round-trips booleans, integers beyond 2^31, timestamps with milliseconds and JSON text exactly', async () => {
+    const store = await open();
+    const account = await store.accounts.ensure('acme', iso(NOW));
+    const big = 2 ** 40 + 7;
+    const rule = await store.alertRules.insertWithinLimit(account.id, ruleRow({ threshold_value: big, enabled: false }), 10);
+    if (rule === 'limit_exceeded') throw new Error('limit');
+    const read = await store.alertRules.get(account.id, rule.id);
+    expect(read).toMatchObject({ threshold_value: big, enabled: false, created_at: '2026-03-15T10:30:00.123Z', current_value: null });
+    expect(typeof read!.threshold_value).toBe('number');
+
+    await store.alertRules.saveEvaluation(account.id, rule.id, {
+      current_state: 'alert',
+      since: iso(NOW + 1),
+      last_evaluated_at: iso(NOW + 1),
+      current_value: 2 ** 33,
+    });
+    expect(await store.alertRules.get(account.id, rule.id)).toMatchObject({ current_state: 'alert', current_value: 2 ** 33, since: '2026-03-15T10:30:00.124Z' });
+
+    const endpoint = await store.webhookEndpoints.insertWithinLimit(account.id, endpointRow(), 'whsec_x', 10);
+    if (endpoint === 'limit_exceeded') throw new Error('limit');
+    expect(await store.webhookEndpoints.get(account.id, endpoint.id)).toEqual(endpoint);
+    expect(endpoint).toMatchObject({ enabled: true, headers: { 'X-Team': 'ops ✓' }, event_types: ['alerts.triggered', 'alerts.resolved'] });
+  });
+
+  it('stores the exact bytes of an event payload and gives its deliveries epoch-millisecond times as numbers', async () => {
+    const store = await open();
+    const account = await store.accounts.ensure('acme', iso(NOW));
+    const rule = await store.alertRules.insertWithinLimit(account.id, ruleRow(), 10);
+    const endpoint = await store.webhookEndpoints.insertWithinLimit(account.id, endpointRow(), 'whsec_x', 10);
+    if (rule === 'limit_exceeded' || endpoint === 'limit_exceeded') throw new Error('limit');
+    const payload = '{"event_type":"alerts.triggered","data":{"name":"caf\u00e9 \u{1F525}","value":1.5e3,"nested":{"a":[1,2,3]}}}';
+    const event = { id: newId(ID_PREFIX.event), account_id: account.id, rule_id: rule.id, event_type: 'alerts.triggered' as const, payload, created_at: iso(NOW) };
+    await store.alertRules.saveEvaluation(account.id, rule.id, { current_state: 'alert', since: iso(NOW), last_evaluated_at: iso(NOW), current_value: 1600 }, event);
+    expect((await store.alertEvents.list(account.id))[0]!.payload).toBe(payload);
+
+    const [delivery] = await store.deliveries.list(account.id, endpoint.id, {}, 10);
+    expect(delivery).toMatchObject({ status: 'pending', attempts: 0, max_attempts: 3, next_attempt_at: NOW });
+    expect(typeof delivery!.next_attempt_at).toBe('number');
+
+    const room = { forEndpoint: () => 8, forAccount: () => 8, fullEndpoints: [], fullAccounts: [] };
+    const claimed = await store.deliveries.claimDue(NOW, 10, 30_000, room);
+    expect(claimed).toHaveLength(1);
+    expect(claimed[0]).toMatchObject({ payload, attempts: 1, status: 'in_flight', headers: { 'X-Team': 'ops ✓' }, timeout_ms: 5000 });
+    expect(await store.deliveries.claimDue(NOW, 10, 30_000, room)).toEqual([]);
+  });
+
+  it('lists in creation order and filters the same way', async () => {
+    const store = await open();
+    const account = await store.accounts.ensure('acme', iso(NOW));
+    const names = ['c', 'a', 'b', 'e', 'd'];
+    for (const [i, name] of names.entries()) {
+      await store.alertRules.insertWithinLimit(account.id, ruleRow({ name, metric: i % 2 === 0 ? 'call_volume' : 'turn_latency_p95' }), 10);
+    }
+    expect((await store.alertRules.list(account.id, {})).map((r) => r.name)).toEqual(names);
+    expect((await store.alertRules.list(account.id, { metric: 'call_volume' })).map((r) => r.name)).toEqual(['c', 'b', 'd']);
+  });
+
+  it('never lets 20 concurrent creates make an 11th rule or endpoint of one account', async () => {
+    const store = await open();
+    const account = await store.accounts.ensure('acme', iso(NOW));
+    const rules = await Promise.all(Array.from({ length: 20 }, () => store.alertRules.insertWithinLimit(account.id, ruleRow(), 10)));
+    expect(rules.filter((r) => r !== 'limit_exceeded')).toHaveLength(10);
+    expect(await store.alertRules.list(account.id, {})).toHaveLength(10);
+    const endpoints = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => store.webhookEndpoints.insertWithinLimit(account.id, endpointRow({ name: `e${i}` }), 'whsec_x', 10)),
+    );
+    expect(endpoints.filter((e) => e !== 'limit_exceeded')).toHaveLength(10);
+    expect(await store.webhookEndpoints.list(account.id, {})).toHaveLength(10);
+  });
+
+  it('turns a unique violation into a conflict error, never an unexplained failure', async () => {
+    const store = await open();
+    const account = await store.accounts.ensure('acme', iso(NOW));
+    const row = ruleRow();
+    await store.alertRules.insertWithinLimit(account.id, row, 10);
+    const again = store.alertRules.insertWithinLimit(account.id, row, 10);
+    await expect(again).rejects.toBeInstanceOf(AppError);
+    await expect(again).rejects.toMatchObject({ code: 'conflict', status: 409 });
+    // The failed transaction changed nothing.
+    expect(await store.alertRules.list(account.id, {})).toHaveLength(1);
+  });
+
+  it('gives telemetry batches increasing sequence numbers in the order given and answers a replayed idempotency key', async () => {
+    const store = await open();
+    const account = await store.accounts.ensure('acme', iso(NOW));
+    const claim = { key: 'k1', bodySha256: 'ab'.repeat(32), accepted: 3, expiredBefore: NOW - 86_400_000 };
+    const outcomes = await store.telemetry.record([
+      { accountId: account.id, receivedAt: NOW, deltas: '[1]', projects: ['p1'] },
+      { accountId: account.id, receivedAt: NOW + 1, deltas: '[2]', projects: ['p1', 'p2'], idempotency: claim },
+      { accountId: account.id, receivedAt: NOW + 2, deltas: '[3]', projects: [], idempotency: claim },
+    ]);
+    const [a, b, c] = outcomes as [{ seq: number }, { seq: number }, { replayOf: unknown }];
+    expect(b.seq).toBeGreaterThan(a.seq);
+    expect(c).toEqual({ replayOf: { body_sha256: claim.bodySha256, accepted: 3, created_at: NOW + 1 } });
+    const batches = await store.telemetry.batchesSince(NOW - 1, 0, 10);
+    expect(batches.map((x) => x.deltas)).toEqual(['[1]', '[2]']);
+    expect(batches[0]).toMatchObject({ account_id: account.id, received_at: NOW });
+    expect((await store.telemetry.lastSeen([{ account_id: account.id, project_key: 'p2' }]))[0]).toMatchObject({ last_seen_at: NOW + 1 });
+    expect(await store.telemetry.pruneBefore(NOW + 1)).toBe(1);
+  });
+
+  it('takes many scopes in one batch, beyond one statement’s parameter limit', async () => {
+    const store = await open();
+    const account = await store.accounts.ensure('acme', iso(NOW));
+    const projects = Array.from({ length: 12_000 }, (_, i) => `proj_${i}`);
+    await store.telemetry.record([{ accountId: account.id, receivedAt: NOW, deltas: '[]', projects }]);
+    const seen = await store.telemetry.lastSeen(projects.slice(-700).map((project_key) => ({ account_id: account.id, project_key })));
+    expect(seen).toHaveLength(700);
+  });
+});
