@@ -36,10 +36,10 @@ import { createWebhookEndpointsService } from '../src/domain/webhook-endpoints-s
 import { createAddressGuard } from '../src/delivery/address-guard.js';
 import { createWebhookClient } from '../src/delivery/webhook-client.js';
 import { createDeliveryWorker } from '../src/delivery/worker.js';
-import { webhookHeaders } from '../src/delivery/webhook-headers.js';
+import { webhookHeaders } from '../src/domain/webhook-headers.js';
 import { createLogger } from '../src/logger.js';
 import { createService, type Service } from '../src/service.js';
-import type { AlertEvent } from '../src/store/alert-events-repository.js';
+import type { AlertEvent } from '../src/domain/ports/alert-events-repository.js';
 import { insertDeliveriesForEvent } from '../src/store/deliveries-repository.js';
 import { openStore, type Store } from '../src/store/store.js';
 
@@ -584,7 +584,7 @@ interface Receiver {
   close(): Promise<void>;
 }
 
-/** The documented algorithm, independent of src/delivery/signing.ts. */
+/** The documented algorithm, independent of src/domain/webhook-signing.ts. */
 function verifies(secret: string, timestamp: string | undefined, signature: string | undefined, body: Buffer): boolean {
   if (!timestamp || !signature || !/^\d+$/.test(timestamp) || Math.abs(Number(timestamp) - Date.now() / 1000) > 300) return false;
   const expected = createHmac('sha256', Buffer.from(secret, 'utf8')).update(`${timestamp}.`).update(body).digest();

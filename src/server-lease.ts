@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import type { LeaseHolder, ServerLeaseRepository } from './store/server-lease-repository.js';
+import type { LeaseHolder, ServerLeaseRepository } from './domain/ports/server-lease-repository.js';
 
 /**
  * One database, one server: two servers on the same file would each evaluate only the

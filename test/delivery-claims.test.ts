@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { NO_RESULT_ERROR } from '../src/store/deliveries-repository.js';
+import { NO_RESULT_ERROR } from '../src/domain/ports/deliveries-repository.js';
 import { killAllChildren, lastLine, runCli, startCliServer, type CliServer } from './helpers/cli-process.js';
 import { startHttpsReceiver, testTls, type HttpsReceiver } from './helpers/https-receiver.js';
 import { startTestServer, testClock, type TestServer } from './helpers/server.js';

@@ -42,7 +42,7 @@ interface Arrival extends ReceivedRequest {
   run: 1 | 2;
 }
 
-/** The documented algorithm, written independently of src/delivery/signing.ts. */
+/** The documented algorithm, written independently of src/domain/webhook-signing.ts. */
 function expectedSignature(secret: string, timestamp: string, rawBody: Buffer): string {
   const mac = createHmac('sha256', Buffer.from(secret, 'utf8'));
   mac.update(Buffer.from(`${timestamp}.`, 'utf8'));

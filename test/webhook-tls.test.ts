@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAddressGuard } from '../src/delivery/address-guard.js';
-import { createWebhookClient, type WebhookClient } from '../src/delivery/webhook-client.js';
+import { createWebhookClient } from '../src/delivery/webhook-client.js';
+import type { WebhookClient } from '../src/domain/ports/webhook-client.js';
 import { TEST_TLS_DIR_ENV } from './global-setup.js';
 
 /** A certificate from the test CA naming only `subjectAltName`, and a server presenting it. */

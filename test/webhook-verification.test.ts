@@ -11,10 +11,10 @@ import {
   type WebhookEvent,
 } from '../packages/webhooks/src/index.js';
 import { createDeliveriesService } from '../src/domain/deliveries-service.js';
-import { signWebhook } from '../src/delivery/signing.js';
-import type { WebhookClient, WebhookRequest } from '../src/delivery/webhook-client.js';
 import { createDeliveryWorker } from '../src/delivery/worker.js';
-import { webhookHeaders } from '../src/delivery/webhook-headers.js';
+import type { WebhookClient, WebhookRequest } from '../src/domain/ports/webhook-client.js';
+import { webhookHeaders } from '../src/domain/webhook-headers.js';
+import { signWebhook } from '../src/domain/webhook-signing.js';
 import { createLogger } from '../src/logger.js';
 import { validateComponent } from './helpers/published-spec.js';
 import { endpointBody, ruleBody, startTestServer, testClock, type TestServer } from './helpers/server.js';

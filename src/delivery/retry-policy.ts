@@ -1,5 +1,5 @@
-import type { AttemptOutcome } from '../store/deliveries-repository.js';
-import type { AttemptResult } from './webhook-client.js';
+import type { AttemptOutcome } from '../domain/ports/deliveries-repository.js';
+import type { AttemptResult } from '../domain/ports/webhook-client.js';
 
 /** 2xx delivered; timeouts, network errors, 408, 429 and 5xx retried; anything else final. */
 export function isRetryable(result: AttemptResult): boolean {

@@ -1,4 +1,4 @@
-import type { ClaimedDelivery, ClaimRoom } from '../store/deliveries-repository.js';
+import type { ClaimedDelivery, ClaimRoom } from '../domain/ports/deliveries-repository.js';
 
 export interface SlotLimits {
   /** Deliveries claimed at once by this worker (queued or being sent). */

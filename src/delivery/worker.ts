@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
 import { toIso, type Clock } from '../domain/clock.js';
-import type { ClaimedDelivery, Delivery, ExpiredClaims } from '../store/deliveries-repository.js';
-import type { Store } from '../store/store.js';
+import type { ClaimedDelivery, Delivery, ExpiredClaims } from '../domain/ports/deliveries-repository.js';
+import type { Repositories } from '../domain/ports/repositories.js';
+import type { WebhookClient } from '../domain/ports/webhook-client.js';
+import { webhookHeaders } from '../domain/webhook-headers.js';
 import { outcomeOf } from './retry-policy.js';
 import { DeliverySlots } from './slots.js';
-import type { WebhookClient } from './webhook-client.js';
-import { webhookHeaders } from './webhook-headers.js';
 
 export interface DeliveryWorker {
   /** Ends the claims left in flight by a previous process (see releaseAllInFlight), then starts delivering. */
@@ -24,7 +24,7 @@ export interface DeliveryWorker {
 }
 
 export interface DeliveryWorkerDeps {
-  store: Store;
+  store: Repositories;
   clock: Clock;
   logger: Logger;
   client: WebhookClient;

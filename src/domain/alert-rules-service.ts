@@ -1,4 +1,4 @@
-import type { AlertRulesRepository, RuleEvaluation } from '../store/alert-rules-repository.js';
+import type { AlertRulesRepository, RuleEvaluation } from './ports/alert-rules-repository.js';
 import {
   MAX_ALERT_RULES_PER_ACCOUNT,
   settingsFromInput,

@@ -1,4 +1,4 @@
-import type { AccountsRepository, ApiKeysRepository } from '../store/accounts-repository.js';
+import type { AccountsRepository, ApiKeysRepository } from './ports/accounts-repository.js';
 import { displayPrefix, hashApiKey, isPlausibleApiKey, newApiKey, type ApiKeyRecord } from './api-keys.js';
 import { toIso, type Clock } from './clock.js';
 

@@ -1,10 +1,10 @@
-import type { Delivery, AttemptRecord, DeliveriesRepository, DeliveryStatus } from '../store/deliveries-repository.js';
-import type { WebhookEndpointsRepository } from '../store/webhook-endpoints-repository.js';
-import type { AttemptResult, WebhookClient } from '../delivery/webhook-client.js';
-import { webhookHeaders } from '../delivery/webhook-headers.js';
 import { toIso, type Clock } from './clock.js';
 import { notFound } from './errors.js';
 import { ID_PREFIX, newId } from './ids.js';
+import type { Delivery, AttemptRecord, DeliveriesRepository, DeliveryStatus } from './ports/deliveries-repository.js';
+import type { AttemptResult, WebhookClient } from './ports/webhook-client.js';
+import type { WebhookEndpointsRepository } from './ports/webhook-endpoints-repository.js';
+import { webhookHeaders } from './webhook-headers.js';
 
 export interface DeliveryView extends Delivery {
   attempt_log: AttemptRecord[];

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { IdempotencyClaim, IdempotencyRecord } from '../store/telemetry-repository.js';
+import type { IdempotencyClaim, IdempotencyRecord } from './ports/telemetry-repository.js';
 import type { Clock } from './clock.js';
 import { AppError, invalidRequest, type FieldError } from './errors.js';
 import { eventProblems, MAX_EVENTS_PER_BATCH, parseTelemetryBatch, type TelemetryEvent, type TelemetryEventInput } from './telemetry.js';

@@ -1,4 +1,4 @@
-import type { WebhookEndpointsRepository } from '../store/webhook-endpoints-repository.js';
+import type { WebhookEndpointsRepository } from './ports/webhook-endpoints-repository.js';
 import { toIso, type Clock } from './clock.js';
 import { AppError, notFound } from './errors.js';
 import { ID_PREFIX, newId } from './ids.js';

@@ -1,7 +1,7 @@
 import type { AlertRule } from '../domain/alert-rules.js';
 import { ID_PREFIX, newId } from '../domain/ids.js';
-import type { AlertEvent } from '../store/alert-events-repository.js';
-import type { RuleEvaluation } from '../store/alert-rules-repository.js';
+import type { AlertEvent } from '../domain/ports/alert-events-repository.js';
+import type { RuleEvaluation } from '../domain/ports/alert-rules-repository.js';
 
 /** The outbox event of a transition: its row and the exact webhook body it delivers. */
 export function alertEventFor(

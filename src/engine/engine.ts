@@ -3,9 +3,9 @@ import type { AlertRule } from '../domain/alert-rules.js';
 import { toIso, type Clock } from '../domain/clock.js';
 import type { TelemetryEvent } from '../domain/telemetry.js';
 import { IDEMPOTENCY_KEY_TTL_MS } from '../domain/telemetry-service.js';
-import type { RuleEvaluation } from '../store/alert-rules-repository.js';
-import type { Store } from '../store/store.js';
-import type { BatchRecord, IdempotencyClaim, IdempotencyRecord } from '../store/telemetry-repository.js';
+import type { RuleEvaluation } from '../domain/ports/alert-rules-repository.js';
+import type { Repositories } from '../domain/ports/repositories.js';
+import type { BatchRecord, IdempotencyClaim, IdempotencyRecord } from '../domain/ports/telemetry-repository.js';
 import { deltasOf, encodeDeltas, ScopeAggregates, type SecondDelta } from './aggregates.js';
 import { alertEventFor } from './alert-event.js';
 import { measure, stateOf, transitionEvent } from './evaluate.js';
@@ -39,7 +39,7 @@ export interface Engine {
 }
 
 export interface EngineDeps {
-  store: Store;
+  store: Repositories;
   clock: Clock;
   logger: Logger;
   /** Timer period; 0 disables the timer (tests drive `tick`). */

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { MAX_AGE_MS, MAX_FUTURE_MS, SCOPE_KNOWN_FOR_MS } from '../domain/telemetry.js';
-import type { StoredBatch, TelemetryRepository } from '../store/telemetry-repository.js';
+import type { StoredBatch, TelemetryRepository } from '../domain/ports/telemetry-repository.js';
 import { decodeDeltas, ScopeAggregates, type SecondDelta } from './aggregates.js';
 
 /** Telemetry kept for replay: the longest window plus the furthest accepted future. */

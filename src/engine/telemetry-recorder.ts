@@ -1,4 +1,4 @@
-import type { BatchRecord, IdempotencyRecord, TelemetryRepository } from '../store/telemetry-repository.js';
+import type { BatchRecord, IdempotencyRecord, TelemetryRepository } from '../domain/ports/telemetry-repository.js';
 
 /** A batch recorded (with what `onCommitted` returned), or not, its idempotency key being taken. */
 export type Recorded<T> = { recorded: T } | { replayOf: IdempotencyRecord };

@@ -1,5 +1,5 @@
 import type { AlertRule, AlertRuleFilter } from '../domain/alert-rules.js';
-import type { AlertRulesRepository } from './alert-rules-repository.js';
+import type { AlertRulesRepository } from '../domain/ports/alert-rules-repository.js';
 import { createWriteInvalidatedCache } from './write-invalidated-cache.js';
 
 /**

@@ -1,32 +1,6 @@
-import type { Kysely, Selectable } from 'kysely';
-import type { Database, ServerLeaseTable } from './schema.js';
-
-export type LeaseHolder = Omit<Selectable<ServerLeaseTable>, 'id'>;
-
-/** Who asks for the lease. */
-export interface LeaseClaimant {
-  instance_id: string;
-  pid: number;
-  hostname: string;
-  started_at: string;
-}
-
-/**
- * The one row saying which server runs on this database. Every change is a single
- * conditional statement, so two servers starting at once cannot both get it.
- */
-export interface ServerLeaseRepository {
-  holder(): Promise<LeaseHolder | undefined>;
-  /**
-   * Takes the lease until `now + ttlMs` if nobody holds it, its holder's lease has expired,
-   * or its holder is `replacing` (a holder known to be dead); true when taken.
-   */
-  take(claimant: LeaseClaimant, now: number, ttlMs: number, replacing?: string): Promise<boolean>;
-  /** Extends the lease of its holder; false when `instanceId` no longer holds it. */
-  renew(instanceId: string, now: number, ttlMs: number): Promise<boolean>;
-  /** Gives the lease up, if `instanceId` still holds it. */
-  release(instanceId: string): Promise<void>;
-}
+import type { Kysely } from 'kysely';
+import type { ServerLeaseRepository } from '../domain/ports/server-lease-repository.js';
+import type { Database } from './schema.js';
 
 export function createServerLeaseRepository(db: Kysely<Database>): ServerLeaseRepository {
   return {

@@ -1,23 +1,24 @@
 import { Kysely, Migrator, sql } from 'kysely';
 import type { DatabaseLocation } from '../config.js';
-import type { RetentionStore } from '../domain/retention.js';
+import type { Repositories } from '../domain/ports/repositories.js';
 import { AppError } from '../domain/errors.js';
-import { createAccountsRepository, createApiKeysRepository, type AccountsRepository, type ApiKeysRepository } from './accounts-repository.js';
-import { createAlertRulesRepository, type AlertRulesRepository } from './alert-rules-repository.js';
+import { createAccountsRepository, createApiKeysRepository } from './accounts-repository.js';
+import { createAlertRulesRepository } from './alert-rules-repository.js';
 import { createCachedAlertRulesRepository } from './cached-alert-rules-repository.js';
 import { createAdapter, type StoreAdapter, type WriteHealth } from './dialect/index.js';
-import { createDeliveriesRepository, type DeliveriesRepository } from './deliveries-repository.js';
-import { createAlertEventsRepository, type AlertEventsRepository } from './alert-events-repository.js';
-import { createTelemetryRepository, type TelemetryRepository } from './telemetry-repository.js';
+import { createDeliveriesRepository } from './deliveries-repository.js';
+import { createAlertEventsRepository } from './alert-events-repository.js';
+import { createTelemetryRepository } from './telemetry-repository.js';
 import { migrationProvider } from './migrations/index.js';
 import { createRetentionRepository } from './retention-repository.js';
 import type { Database } from './schema.js';
 import { sealPlainSecrets } from './seal-secrets.js';
 import { createSecretCipher } from './secret-cipher.js';
-import { createServerLeaseRepository, type ServerLeaseRepository } from './server-lease-repository.js';
-import { createWebhookEndpointsRepository, type WebhookEndpointsRepository } from './webhook-endpoints-repository.js';
+import { createServerLeaseRepository } from './server-lease-repository.js';
+import { createWebhookEndpointsRepository } from './webhook-endpoints-repository.js';
 
-export interface Store {
+/** The repositories the domain declares (its ports), implemented on the database, and what only the store has. */
+export interface Store extends Repositories {
   readonly db: Kysely<Database>;
   /** Which database implementation serves the store (for logs and operators, never for branching). */
   readonly adapter: StoreAdapter['name'];
@@ -25,15 +26,6 @@ export interface Store {
   readonly location: string;
   /** What opening did to the schema. */
   readonly schema: SchemaReport;
-  readonly accounts: AccountsRepository;
-  readonly apiKeys: ApiKeysRepository;
-  readonly alertRules: AlertRulesRepository;
-  readonly webhookEndpoints: WebhookEndpointsRepository;
-  readonly telemetry: TelemetryRepository;
-  readonly alertEvents: AlertEventsRepository;
-  readonly deliveries: DeliveriesRepository;
-  /** Which server runs on this database (see src/server-lease.ts). */
-  readonly serverLease: ServerLeaseRepository;
   /**
    * Resolves when the database takes writes; throws, naming the cause, while the last write
    * failed for a storage reason (disk full, I/O error) and nothing was written since. In that
@@ -41,8 +33,6 @@ export interface Store {
    * check recovers once space is freed even when no client writes.
    */
   checkWritable(): Promise<void>;
-  /** Deletes webhook deliveries, attempts and alert events past their retention. */
-  readonly retention: RetentionStore;
   close(): Promise<void>;
 }
 

@@ -8,7 +8,7 @@ import { endpointBody, ruleBody, type TestServer } from './server.js';
 
 /**
  * The documented signature, computed here on its own from node:crypto (not with
- * src/delivery/signing.ts): lowercase hex HMAC-SHA256 keyed with the secret's UTF-8 bytes
+ * src/domain/webhook-signing.ts): lowercase hex HMAC-SHA256 keyed with the secret's UTF-8 bytes
  * over the bytes `{timestamp}.{raw body}`.
  */
 export function independentSignature(secret: string, timestamp: string, rawBody: Buffer): string {

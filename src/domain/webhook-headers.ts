@@ -1,5 +1,5 @@
-import { RESERVED_HEADER_NAMES } from '../domain/webhook-endpoints.js';
-import { signWebhook } from './signing.js';
+import { RESERVED_HEADER_NAMES } from './webhook-endpoints.js';
+import { signWebhook } from './webhook-signing.js';
 
 const USER_AGENT = 'alerts-webhooks/1.0 (PolyAI Alerts API compatible)';
 const RESERVED = new Set<string>(RESERVED_HEADER_NAMES);

@@ -1,0 +1,35 @@
+import type { AlertRule, AlertRuleFilter, AlertRulePatch, AlertRuleSettings, AlertState } from '../alert-rules.js';
+import type { AlertEvent } from './alert-events-repository.js';
+
+export interface NewAlertRuleRow extends AlertRuleSettings {
+  id: string;
+  current_state: AlertState;
+  since: string | null;
+  created_at: string;
+}
+
+export interface AlertRulesRepository {
+  /** Inserts the rule unless the account already has `limit` rules; atomic under concurrency. */
+  insertWithinLimit(accountId: string, rule: NewAlertRuleRow, limit: number): Promise<AlertRule | 'limit_exceeded'>;
+  list(accountId: string, filter: AlertRuleFilter): Promise<AlertRule[]>;
+  get(accountId: string, id: string): Promise<AlertRule | undefined>;
+  update(accountId: string, id: string, patch: AlertRulePatch, nowIso: string): Promise<AlertRule | undefined>;
+  delete(accountId: string, id: string): Promise<boolean>;
+  /**
+   * Records the outcome of evaluating a rule and, in the same transaction, the event the
+   * transition emits; false (and no event) when the rule no longer exists.
+   */
+  saveEvaluation(accountId: string, id: string, evaluation: RuleEvaluation, event?: AlertEvent): Promise<boolean>;
+  /** Records many evaluations that emit nothing, in one transaction. */
+  saveEvaluations(evaluations: readonly { accountId: string; id: string; evaluation: RuleEvaluation }[]): Promise<void>;
+  /** Every enabled rule of every account, for the evaluator. */
+  listEnabled(): Promise<AlertRule[]>;
+}
+
+export interface RuleEvaluation {
+  current_state: AlertState;
+  since: string | null;
+  /** Null for a rule that has never been evaluated (one created disabled). */
+  last_evaluated_at: string | null;
+  current_value: number | null;
+}

@@ -1,0 +1,23 @@
+import type { RetentionStore } from '../retention.js';
+import type { AccountsRepository, ApiKeysRepository } from './accounts-repository.js';
+import type { AlertEventsRepository } from './alert-events-repository.js';
+import type { AlertRulesRepository } from './alert-rules-repository.js';
+import type { DeliveriesRepository } from './deliveries-repository.js';
+import type { ServerLeaseRepository } from './server-lease-repository.js';
+import type { TelemetryRepository } from './telemetry-repository.js';
+import type { WebhookEndpointsRepository } from './webhook-endpoints-repository.js';
+
+/** Every repository the domain, the engine and the delivery worker use; the store provides them. */
+export interface Repositories {
+  readonly accounts: AccountsRepository;
+  readonly apiKeys: ApiKeysRepository;
+  readonly alertRules: AlertRulesRepository;
+  readonly webhookEndpoints: WebhookEndpointsRepository;
+  readonly telemetry: TelemetryRepository;
+  readonly alertEvents: AlertEventsRepository;
+  readonly deliveries: DeliveriesRepository;
+  /** Which server runs on this database (see src/server-lease.ts). */
+  readonly serverLease: ServerLeaseRepository;
+  /** Deletes webhook deliveries, attempts and alert events past their retention. */
+  readonly retention: RetentionStore;
+}
