@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AppError } from '../src/domain/errors.js';
 import { ID_PREFIX, newId } from '../src/domain/ids.js';
 import { openStore, type Store } from '../src/store/store.js';
+import { runCli } from './helpers/cli-process.js';
 import { dropDatabaseFor, freshDatabaseUrl, locationOf, onPostgres } from './helpers/database.js';
 
 const NOW = Date.parse('2026-03-15T10:30:00.123Z');
@@ -72,6 +73,27 @@ function endpointRow(overrides: Record<string, unknown> = {}) {
     ...overrides,
   };
 }
+
+describe.each(implementations)('a new $name database', ({ name }) => {
+  it('migrated by three `alerts migrate` processes at once is migrated once, and all three succeed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'alerts-repo-'));
+    const url = name === 'SQLite' ? join(dir, 'alerts.db') : await freshDatabaseUrl(dir);
+    cleanups.push(async () => {
+      rmSync(dir, { recursive: true, force: true });
+      await dropDatabaseFor(dir);
+    });
+    const runs = await Promise.all([1, 2, 3].map(() => runCli(['migrate'], { cwd: dir, env: { DATABASE_URL: url } })));
+    expect(runs.map((run) => run.code)).toEqual([0, 0, 0]);
+    const outputs = runs.map((run) => run.stdout);
+    // Exactly one applied the migrations; the others waited for its lock and found the schema current.
+    expect(outputs.filter((out) => /^Applied \d+ migration/.test(out))).toHaveLength(1);
+    expect(outputs.filter((out) => /is up to date at/.test(out))).toHaveLength(2);
+
+    const store = await openStore({ location: locationOf(url) });
+    cleanups.push(() => store.close());
+    expect(store.schema.applied).toEqual([]);
+  });
+});
 
 describe.each(implementations)('the $name store', ({ open }) => {
   it('round-trips booleans, integers beyond 2^31, timestamps with milliseconds and JSON text exactly', async () => {

@@ -1,4 +1,4 @@
-import { Kysely, Migrator, sql } from 'kysely';
+import { Kysely, sql } from 'kysely';
 import type { DatabaseLocation } from '../config.js';
 import type { Repositories } from '../domain/ports/repositories.js';
 import { AppError } from '../domain/errors.js';
@@ -10,6 +10,7 @@ import { createDeliveriesRepository } from './deliveries-repository.js';
 import { createAlertEventsRepository } from './alert-events-repository.js';
 import { createTelemetryRepository } from './telemetry-repository.js';
 import { migrationProvider } from './migrations/index.js';
+import { MigrationError, pendingMigrations, runMigrations } from './migrations/runner.js';
 import { createRetentionRepository } from './retention-repository.js';
 import type { Database } from './schema.js';
 import { sealPlainSecrets } from './seal-secrets.js';
@@ -66,12 +67,7 @@ export interface SchemaReport {
   sealedSecrets: number;
 }
 
-export class MigrationError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'MigrationError';
-  }
-}
+export { MigrationError } from './migrations/runner.js';
 
 const reasonOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
@@ -107,30 +103,16 @@ function writeChecker(db: Kysely<Database>, health: WriteHealth): () => Promise<
  * order. Throws MigrationError naming the cause.
  */
 async function migrate(db: Kysely<Database>, adapter: StoreAdapter, mode: 'apply' | 'verify'): Promise<string[]> {
-  const migrator = new Migrator({
-    db,
-    provider: migrationProvider(adapter.migration),
-    // PostgreSQL: the bookkeeping table lives beside ours, in the search_path's schema.
-    migrationTableSchema: await adapter.tableSchema(db),
-  });
-  if (mode === 'verify') {
-    const pending = (await migrator.getMigrations()).filter((m) => m.executedAt === undefined).map((m) => m.name);
-    if (pending.length > 0) {
-      throw new MigrationError(
-        `DATABASE_URL=${adapter.display}: the database schema is behind this version (pending: ${pending.join(', ')}); ` +
-          'run `alerts migrate` with a user allowed to change the schema, or set ALERTS_AUTO_MIGRATE=on',
-      );
-    }
-    return [];
+  const migrations = await migrationProvider(adapter.migration).getMigrations();
+  if (mode === 'apply') return runMigrations(db, adapter, migrations);
+  const pending = await pendingMigrations(db, migrations);
+  if (pending.length > 0) {
+    throw new MigrationError(
+      `DATABASE_URL=${adapter.display}: the database schema is behind this version (pending: ${pending.join(', ')}); ` +
+        'run `alerts migrate` with a user allowed to change the schema, or set ALERTS_AUTO_MIGRATE=on',
+    );
   }
-  const { error, results } = await migrator.migrateToLatest();
-  if (error) {
-    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
-    // The words of the database itself (a read-only file, a full disk) say what to fix.
-    const root = error instanceof AppError && error.cause !== undefined ? error.cause : error;
-    throw new MigrationError(`DATABASE_URL=${adapter.display}: database migration ${failed} failed: ${reasonOf(root)}`, { cause: error });
-  }
-  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+  return [];
 }
 
 /** Opens the database, applies pending migrations and returns the repositories. */

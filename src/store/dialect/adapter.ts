@@ -31,11 +31,6 @@ export interface StoreAdapter {
    * readable in the database's files afterwards as far as the engine allows.
    */
   overwritingSecrets<T>(db: Kysely<Database>, fn: () => Promise<T>): Promise<T>;
-  /**
-   * The schema that holds our tables when it must be named (PostgreSQL: the first schema of
-   * the connection's search_path, so that several schemas in one database stay apart).
-   */
-  tableSchema(db: Kysely<Database>): Promise<string | undefined>;
 }
 
 /** The driver errors the store translates, whatever the database says them with. */

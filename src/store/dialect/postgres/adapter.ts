@@ -49,9 +49,5 @@ export function createPostgresAdapter(options: PostgresAdapterOptions): StoreAda
       await sql`vacuum webhook_endpoints`.execute(db).catch(() => undefined);
       return result;
     },
-    async tableSchema(db) {
-      const row = (await sql<{ schema: string | null }>`select current_schema() as schema`.execute(db)).rows[0];
-      return row?.schema ?? undefined;
-    },
   };
 }

@@ -22,14 +22,9 @@ export function createSqliteAdapter(path: string, health: WriteHealth): StoreAda
     // SQLITE_MAX_VARIABLE_NUMBER of the SQLite that better-sqlite3 bundles.
     maxParameters: 32_766,
     classifyError: classifySqliteError,
-    async withMigrationLock(db, fn) {
-      return db.transaction().execute(async (trx) => {
-        // SQLite has one writer at a time: a write, even one that changes nothing, takes the
-        // file's write lock now rather than at the transaction's first real change.
-        await sql`delete from health_probe where 0 = 1`.execute(trx);
-        return fn(trx);
-      });
-    },
+    // Every transaction begins with the file's write lock (`begin immediate`, connection.ts):
+    // one process at a time, the others wait for it (busy_timeout).
+    withMigrationLock: (db, fn) => db.transaction().execute(fn),
     async overwritingSecrets(db, fn) {
       // SQLite leaves the bytes of an overwritten value in the page's free space, and the
       // old page in the WAL: zero freed space while overwriting, then fold the WAL into the
@@ -43,6 +38,5 @@ export function createSqliteAdapter(path: string, health: WriteHealth): StoreAda
         await sql`pragma wal_checkpoint(TRUNCATE)`.execute(db);
       }
     },
-    tableSchema: async () => undefined,
   };
 }

@@ -92,7 +92,11 @@ export function withStatementCache(sqlite: BetterSqlite3.Database): SqliteDataba
     prepare(text: string) {
       let statement = statements.get(text);
       if (statement === undefined) {
-        statement = tolerantStatement(sqlite, sqlite.prepare(text), text);
+        // Every transaction takes the write lock when it begins (our transactions write):
+        // a deferred one that reads first and then writes fails at once with SQLITE_BUSY when
+        // another process wrote meanwhile, instead of waiting for the lock (busy_timeout).
+        const sqlText = /^\s*begin\s*$/i.test(text) ? 'begin immediate' : text;
+        statement = tolerantStatement(sqlite, sqlite.prepare(sqlText), text);
         if (statements.size >= STATEMENT_CACHE_SIZE) statements.delete(statements.keys().next().value!);
         statements.set(text, statement);
       }
