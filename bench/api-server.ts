@@ -1,10 +1,8 @@
 /**
- * Child process of `npm run bench:api`: serves either our API (real SQLite file, real auth)
- * or a bare Fastify app answering constants of the same size, and reports its port on stdout.
+ * Child process of `npm run bench:api`: serves either our API (real auth, on the database
+ * DATABASE_URL the parent made and will drop: a SQLite file or a PostgreSQL schema) or a bare
+ * Fastify app answering constants of the same size, and reports its port on stdout.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import Fastify from 'fastify';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
@@ -24,9 +22,8 @@ const RULE = {
   window_duration: '5m',
 };
 
-async function ours(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'alerts-bench-'));
-  const config = loadConfig({ DATABASE_URL: join(dir, 'bench.db'), LOG_LEVEL: 'info', HOST: '127.0.0.1', PORT: '0' });
+async function ours(databaseUrl: string): Promise<void> {
+  const config = loadConfig({ DATABASE_URL: databaseUrl, LOG_LEVEL: 'info', HOST: '127.0.0.1', PORT: '0' });
   const service = await createService({ config, logger: createLogger('info', logSink) });
   const reader = await service.apiKeys.create('reader');
   const writer = await service.apiKeys.create('writer');
@@ -44,10 +41,7 @@ async function ours(): Promise<void> {
     ruleIds.push(((await res.json()) as { id: string }).id);
   }
   process.on('SIGTERM', () => {
-    service.close().finally(() => {
-      rmSync(dir, { recursive: true, force: true });
-      process.exit(0);
-    });
+    service.close().finally(() => process.exit(0));
   });
   process.stdout.write(JSON.stringify({ port: address.port, readerKey: reader.key, writerKey: writer.key, ruleId: ruleIds[3], rule: RULE }) + '\n');
 }
@@ -66,6 +60,6 @@ async function bare(sizes: { list: string; get: string; create: string }): Promi
   process.stdout.write(JSON.stringify({ port: address.port }) + '\n');
 }
 
-if (mode === 'ours') await ours();
+if (mode === 'ours') await ours(process.argv[3] ?? '');
 else if (mode === 'bare') await bare(JSON.parse(process.argv[3] ?? '{}'));
-else throw new Error('usage: api-server.js ours|bare <bodies-json>');
+else throw new Error('usage: api-server.js ours <database-url> | bare <bodies-json>');

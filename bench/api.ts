@@ -1,17 +1,23 @@
 /**
- * `npm run bench:api`: our API against a bare Fastify route answering a constant of the same
- * size, side by side in one run. The servers run in child processes (one core), autocannon
- * in this process (the other core), all on loopback.
+ * `npm run bench:api`: our API on SQLite and on PostgreSQL against a bare Fastify route
+ * answering a constant of the same size, side by side in one run. The servers run in child
+ * processes (one core), autocannon in this process (the other core), all on loopback. Each
+ * database is fresh (a temporary SQLite file, a new PostgreSQL schema) and removed at the end;
+ * see bench/helpers.ts for which PostgreSQL is used (BENCH_POSTGRES_URL, DATABASE_URL).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import autocannon, { type Options, type Result } from 'autocannon';
+import { benchDatabases, freshDatabase, percentOf, table, verdict, type FreshDatabase } from './helpers.js';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8);
 const CONNECTIONS = 10;
 const FIXED_RATE = 1000;
+/** Targets: reads at least this share of the bare route's throughput, p99 below this at FIXED_RATE. */
+const READ_SHARE_TARGET = 0.5;
+const FIXED_P99_TARGET_MS = 10;
 
 interface ChildInfo {
   port: number;
@@ -30,13 +36,17 @@ async function startChild(args: string[]): Promise<Child> {
   const proc = spawn(process.execPath, [fileURLToPath(new URL('./api-server.js', import.meta.url)), ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const [line] = (await once(createInterface({ input: proc.stdout! }), 'line')) as [string];
+  const exited = once(proc, 'exit').then(([code, signal]) => Promise.reject(new Error(`api-server ${args[0]} exited (${code ?? signal}) before reporting its port`)));
+  const [line] = (await Promise.race([once(createInterface({ input: proc.stdout! }), 'line'), exited])) as [string];
+  exited.catch(() => undefined);
   return { proc, info: JSON.parse(line) };
 }
 
 async function stopChild(child: Child): Promise<void> {
+  if (child.proc.exitCode !== null || child.proc.signalCode !== null) return;
+  const exited = once(child.proc, 'exit');
   child.proc.kill('SIGTERM');
-  await once(child.proc, 'exit');
+  await exited;
 }
 
 function run(options: Options): Promise<Result> {
@@ -74,22 +84,14 @@ async function measure(options: Options, reset: () => Promise<void> = async () =
   };
 }
 
-const ours = await startChild(['ours']);
-const oursUrl = `http://127.0.0.1:${ours.info.port}`;
-const readHeaders = { 'x-api-key': ours.info.readerKey };
-const writeHeaders = { 'x-api-key': ours.info.writerKey, 'content-type': 'application/json' };
-
-// Bodies of exactly the sizes ours answers, for the bare server to send as constants.
-const listBody = await (await fetch(`${oursUrl}/v1/alert-rules`, { headers: readHeaders })).text();
-const getBody = await (await fetch(`${oursUrl}/v1/alert-rules/${ours.info.ruleId}`, { headers: readHeaders })).text();
-const created = await fetch(`${oursUrl}/v1/alert-rules`, { method: 'POST', headers: writeHeaders, body: JSON.stringify(ours.info.rule) });
-const createBody = await created.text();
-await fetch(`${oursUrl}/v1/alert-rules/${JSON.parse(createBody).id}`, { method: 'DELETE', headers: writeHeaders });
-const bare = await startChild(['bare', JSON.stringify({ list: listBody, get: getBody, create: createBody })]);
-const bareUrl = `http://127.0.0.1:${bare.info.port}`;
+interface Server {
+  db: FreshDatabase;
+  child: Child;
+  url: string;
+}
 
 /** POST a rule, then DELETE it by the id the POST returned: one cycle is two requests. */
-function cycle(base: string, createPath: string, headers: Record<string, string>): Options {
+function cycle(base: string, createPath: string, headers: Record<string, string>, rule: Record<string, unknown>): Options {
   return {
     url: base,
     // Each connection holds at most one rule at a time, so the account's 10-rule limit holds.
@@ -99,7 +101,7 @@ function cycle(base: string, createPath: string, headers: Record<string, string>
         method: 'POST',
         path: createPath,
         headers,
-        body: JSON.stringify(ours.info.rule),
+        body: JSON.stringify(rule),
         onResponse: (_status, body, context) => {
           (context as { id?: string }).id = JSON.parse(body).id;
         },
@@ -113,48 +115,109 @@ function cycle(base: string, createPath: string, headers: Record<string, string>
   };
 }
 
-async function deleteWritersRules(): Promise<void> {
-  const list = (await (await fetch(`${oursUrl}/v1/alert-rules`, { headers: writeHeaders })).json()) as { data: { id: string }[] };
-  for (const { id } of list.data) await fetch(`${oursUrl}/v1/alert-rules/${id}`, { method: 'DELETE', headers: writeHeaders });
+const readHeaders = (s: Server) => ({ 'x-api-key': s.child.info.readerKey });
+const writeHeaders = (s: Server) => ({ 'x-api-key': s.child.info.writerKey, 'content-type': 'application/json' });
+
+async function deleteWritersRules(s: Server): Promise<void> {
+  const list = (await (await fetch(`${s.url}/v1/alert-rules`, { headers: writeHeaders(s) })).json()) as { data: { id: string }[] };
+  for (const { id } of list.data) await fetch(`${s.url}/v1/alert-rules/${id}`, { method: 'DELETE', headers: writeHeaders(s) });
 }
 
-const scenarios: [string, Options, Options, (() => Promise<void>)?][] = [
-  ['GET /v1/alert-rules (10 rules)', { url: `${oursUrl}/v1/alert-rules`, headers: readHeaders }, { url: `${bareUrl}/list` }],
-  ['GET /v1/alert-rules/{id}', { url: `${oursUrl}/v1/alert-rules/${ours.info.ruleId}`, headers: readHeaders }, { url: `${bareUrl}/get` }],
-  [
-    'POST + DELETE /v1/alert-rules',
-    cycle(oursUrl, '/v1/alert-rules', writeHeaders),
-    cycle(bareUrl, '/create', { 'x-api-key': 'unused', 'content-type': 'application/json' }),
-    deleteWritersRules,
-  ],
+interface Scenario {
+  name: string;
+  read: boolean;
+  ours: (s: Server) => Options;
+  bare: (bareUrl: string, rule: Record<string, unknown>) => Options;
+  reset?: (s: Server) => Promise<void>;
+}
+
+const scenarios: Scenario[] = [
+  {
+    name: 'GET /v1/alert-rules (10 rules)',
+    read: true,
+    ours: (s) => ({ url: `${s.url}/v1/alert-rules`, headers: readHeaders(s) }),
+    bare: (b) => ({ url: `${b}/list` }),
+  },
+  {
+    name: 'GET /v1/alert-rules/{id}',
+    read: true,
+    ours: (s) => ({ url: `${s.url}/v1/alert-rules/${s.child.info.ruleId}`, headers: readHeaders(s) }),
+    bare: (b) => ({ url: `${b}/get` }),
+  },
+  {
+    name: 'POST + DELETE /v1/alert-rules',
+    read: false,
+    ours: (s) => cycle(s.url, '/v1/alert-rules', writeHeaders(s), s.child.info.rule),
+    bare: (b, rule) => cycle(b, '/create', { 'x-api-key': 'unused', 'content-type': 'application/json' }, rule),
+    reset: deleteWritersRules,
+  },
 ];
 
+const databases = await benchDatabases();
+process.stderr.write(`${databases.note}\n`);
+const servers: Server[] = [];
+const dbs: FreshDatabase[] = [];
+const children: Child[] = [];
 const rows: string[][] = [];
-for (const [name, oursOptions, bareOptions, reset] of scenarios) {
-  process.stderr.write(`measuring ${name} ...\n`);
-  const b = await measure(bareOptions);
-  const o = await measure(oursOptions, reset);
-  rows.push([
-    name,
-    o.rps.toFixed(0),
-    b.rps.toFixed(0),
-    `${((o.rps / b.rps) * 100).toFixed(0)}%`,
-    `${o.p50}/${o.p99}`,
-    `${b.p50}/${b.p99}`,
-    `${o.fixedP50}/${o.fixedP99}`,
-    `${b.fixedP50}/${b.fixedP99}`,
-    String(o.failures + b.failures),
-  ]);
+try {
+  for (const kind of databases.kinds) {
+    const db = await freshDatabase(kind, databases);
+    dbs.push(db);
+    const child = await startChild(['ours', db.url]);
+    children.push(child);
+    servers.push({ db, child, url: `http://127.0.0.1:${child.info.port}` });
+  }
+  // Bodies of exactly the sizes ours answers (on the first database), for the bare server to send as constants.
+  const first = servers[0]!;
+  const listBody = await (await fetch(`${first.url}/v1/alert-rules`, { headers: readHeaders(first) })).text();
+  const getBody = await (await fetch(`${first.url}/v1/alert-rules/${first.child.info.ruleId}`, { headers: readHeaders(first) })).text();
+  const created = await fetch(`${first.url}/v1/alert-rules`, { method: 'POST', headers: writeHeaders(first), body: JSON.stringify(first.child.info.rule) });
+  const createBody = await created.text();
+  await fetch(`${first.url}/v1/alert-rules/${JSON.parse(createBody).id}`, { method: 'DELETE', headers: writeHeaders(first) });
+  const bare = await startChild(['bare', JSON.stringify({ list: listBody, get: getBody, create: createBody })]);
+  children.push(bare);
+  const bareUrl = `http://127.0.0.1:${bare.info.port}`;
+
+  for (const scenario of scenarios) {
+    process.stderr.write(`measuring ${scenario.name}: bare ...\n`);
+    const b = await measure(scenario.bare(bareUrl, first.child.info.rule));
+    rows.push([scenario.name, 'bare Fastify route', b.rps.toFixed(0), '100%', '', `${b.p50}/${b.p99}`, `${b.fixedP50}/${b.fixedP99}`, String(b.failures), '']);
+    let sqliteRps: number | undefined;
+    for (const s of servers) {
+      process.stderr.write(`measuring ${scenario.name}: ours on ${s.db.label} ...\n`);
+      const reset = scenario.reset;
+      const o = await measure(scenario.ours(s), reset ? () => reset(s) : undefined);
+      if (s.db.kind === 'sqlite') sqliteRps = o.rps;
+      let target = '';
+      if (scenario.read) {
+        const shareMet = o.rps >= READ_SHARE_TARGET * b.rps;
+        const p99Met = o.fixedP99 < FIXED_P99_TARGET_MS;
+        target = `>= 50% of bare: ${verdict(shareMet)}; p99 < ${FIXED_P99_TARGET_MS} ms @${FIXED_RATE}/s: ${verdict(p99Met)}`;
+      }
+      rows.push([
+        '',
+        `ours, ${s.db.label}`,
+        o.rps.toFixed(0),
+        percentOf(o.rps, b.rps),
+        s.db.kind === 'postgres' && sqliteRps !== undefined ? percentOf(o.rps, sqliteRps) : '',
+        `${o.p50}/${o.p99}`,
+        `${o.fixedP50}/${o.fixedP99}`,
+        String(o.failures),
+        target,
+      ]);
+    }
+  }
+} finally {
+  for (const child of children) await stopChild(child);
+  for (const db of dbs) await db.drop();
 }
 
-await stopChild(ours);
-await stopChild(bare);
-
-const header = ['scenario', 'ours req/s', 'bare req/s', 'ours/bare', 'ours p50/p99 ms', 'bare p50/p99 ms', `ours @${FIXED_RATE}/s p50/p99`, `bare @${FIXED_RATE}/s p50/p99`, 'failed'];
-const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ');
 console.log(`\n${CONNECTIONS} connections (5 for create+delete), ${DURATION_S} s per run after a 2 s warm-up; node ${process.version}`);
-console.log(line(header));
-console.log(widths.map((w) => '-'.repeat(w)).join('-|-'));
-for (const row of rows) console.log(line(row));
-console.log('\ntarget: reads >= 50% of bare throughput, p99 < 10 ms at 1,000 requests/s');
+console.log(databases.note);
+console.log(
+  table(
+    ['scenario', 'server', 'req/s', 'of bare', 'PostgreSQL/SQLite', 'p50/p99 ms', `@${FIXED_RATE}/s p50/p99 ms`, 'failed', 'target (reads)'],
+    rows,
+  ),
+);
+console.log(`\ntarget: reads >= 50% of bare throughput, p99 < ${FIXED_P99_TARGET_MS} ms at ${FIXED_RATE.toLocaleString('en-US')} requests/s, on each database`);

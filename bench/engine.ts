@@ -3,7 +3,8 @@
  * a bare baseline in the same run.
  *
  *   ingestion   events/s through POST /v1/telemetry/events (batches of 1,000, durable, over
- *               loopback HTTP) against a bare Fastify route that parses the same JSON and
+ *               loopback HTTP) on SQLite and on PostgreSQL (each a fresh database, see
+ *               bench/helpers.ts), against a bare Fastify route that parses the same JSON and
  *               discards it. Servers in child processes (one core), autocannon here.
  *   evaluation  10,000 accounts x 10 rules with telemetry in their windows: one full
  *               engine.tick() pass and resident memory, against a bare loop over the same
@@ -16,6 +17,7 @@
  *               restart, against the same events without a project. `engine.js projects <n>`
  *               is also the child that test/engine-memory.test.ts runs.
  *
+ * The other parts run on SQLite only (their output says so).
  * Every part runs in a fresh child process of this script (`engine.js <part>`), so memory
  * and JIT state do not leak between them. All traffic is on 127.0.0.1.
  * BENCH_DURATION_S sets the ingestion run length (default 8); BENCH_PARTS picks parts
@@ -48,6 +50,7 @@ import { createLogger } from '../src/logger.js';
 import { createService } from '../src/service.js';
 import { DEFAULT_LATENCY, VoiceAgentSimulator, createRng, sampleLatency, type SimulatedEvent } from '../src/simulator/voice-agent-simulator.js';
 import { openStore } from '../src/store/store.js';
+import { benchDatabases, DATABASE_LABEL, fmtNumber as fmt, percentile, percentOf, table, verdict, withFreshDatabase, type DatabaseKind } from './helpers.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8);
@@ -67,21 +70,9 @@ const PROMETHEUS_MAX_MS = 1700;
 const devNull = () => pino.destination({ dest: '/dev/null', sync: false });
 const silentLogger = () => createLogger('info', devNull());
 const MiB = 1024 * 1024;
-const verdict = (met: boolean) => (met ? 'met' : 'MISSED');
+const INGEST_TARGET = 100_000; // events/s
 
 // ---------------------------------------------------------------- shared helpers
-
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ');
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('-|-'), ...rows.map(line)].join('\n');
-}
-
-const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-
-function quantile(sorted: ArrayLike<number>, q: number): number {
-  return sorted[Math.floor(q * (sorted.length - 1))]!;
-}
 
 function toTelemetryEvent(e: SimulatedEvent): TelemetryEvent {
   return { type: e.type, project_id: e.project_id ?? null, time: Date.parse(e.timestamp!), latency_ms: e.latency_ms ?? null };
@@ -111,10 +102,9 @@ interface ServerInfo {
   key: string;
 }
 
-/** Child: our service on a fresh SQLite file, with 10 rules on the account that sends. */
-async function serveOurs(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'alerts-bench-engine-'));
-  const config = loadConfig({ DATABASE_URL: join(dir, 'bench.db'), LOG_LEVEL: 'info', HOST: '127.0.0.1', PORT: '0' });
+/** Child: our service on the fresh database the parent made (and drops), with 10 rules on the account that sends. */
+async function serveOurs(databaseUrl: string): Promise<void> {
+  const config = loadConfig({ DATABASE_URL: databaseUrl, LOG_LEVEL: 'info', HOST: '127.0.0.1', PORT: '0' });
   const service = await createService({ config, logger: silentLogger() });
   const { key } = await service.apiKeys.create('ingest');
   await service.app.listen({ host: '127.0.0.1', port: 0 });
@@ -129,12 +119,7 @@ async function serveOurs(): Promise<void> {
     });
     if (res.status !== 201) throw new Error(`creating a rule: ${res.status} ${await res.text()}`);
   }
-  process.on('SIGTERM', () => {
-    service.close().finally(() => {
-      rmSync(dir, { recursive: true, force: true });
-      process.exit(0);
-    });
-  });
+  process.on('SIGTERM', () => void service.close().finally(() => process.exit(0)));
   process.stdout.write(JSON.stringify({ port: address.port, key } satisfies ServerInfo) + '\n');
 }
 
@@ -173,9 +158,12 @@ interface IngestResult {
   failures: number;
 }
 
-async function ingestRun(mode: 'ours' | 'bare', body: string): Promise<IngestResult> {
-  const proc = spawnPart(`serve-${mode}`);
-  const [line] = (await once(createInterface({ input: proc.stdout! }), 'line')) as [string];
+async function ingestRun(mode: 'ours' | 'bare', body: string, databaseUrl?: string): Promise<IngestResult> {
+  const proc = spawnPart(`serve-${mode}`, databaseUrl === undefined ? [] : [databaseUrl]);
+  const exited = once(proc, 'exit');
+  const died = exited.then(([code, signal]) => Promise.reject(new Error(`serve-${mode} exited (${code ?? signal}) before reporting its port`)));
+  died.catch(() => undefined);
+  const [line] = (await Promise.race([once(createInterface({ input: proc.stdout! }), 'line'), died])) as [string];
   const info = JSON.parse(line) as ServerInfo;
   const options: Options = {
     url: `http://127.0.0.1:${info.port}/v1/telemetry/events`,
@@ -194,30 +182,41 @@ async function ingestRun(mode: 'ours' | 'bare', body: string): Promise<IngestRes
       failures: r.non2xx + r.errors + r.timeouts,
     };
   } finally {
-    proc.kill('SIGTERM');
-    await once(proc, 'exit');
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+    await exited;
   }
 }
 
 async function ingestion(): Promise<string> {
+  const databases = await benchDatabases();
   const sim = new VoiceAgentSimulator({ seed: 11 }, Date.now());
   // Timestamps within the last 10 s: valid for the whole run (events stay valid for 60 minutes).
   const body = JSON.stringify({ events: sim.batch(BATCH_SIZE, Date.now(), 10_000) });
   process.stderr.write(`ingestion: ${CONNECTIONS} connections, ${BATCH_SIZE}-event batches of ${fmt(body.length / 1024)} KiB, ${DURATION_S} s per run ...\n`);
+  process.stderr.write(`${databases.note}\n`);
   const bare = await ingestRun('bare', body);
-  const ours = await ingestRun('ours', body);
-  const row = (name: string, r: IngestResult) => [name, fmt(r.eventsPerS), fmt(r.eventsPerS / BATCH_SIZE), `${r.reqP50}/${r.reqP99}`, String(r.failures)];
+  const ours = new Map<DatabaseKind, IngestResult>();
+  for (const kind of databases.kinds) {
+    process.stderr.write(`ingestion on ${DATABASE_LABEL[kind]} ...\n`);
+    ours.set(kind, await withFreshDatabase(kind, databases, (db) => ingestRun('ours', body, db.url)));
+  }
+  const sqlite = ours.get('sqlite')!;
+  const durability: Record<DatabaseKind, string> = { sqlite: 'WAL, synchronous=FULL', postgres: 'committed before the 202' };
+  const rows = [...ours].map(([kind, r]) => [
+    `ours on ${DATABASE_LABEL[kind]}: validated, durable (${durability[kind]}), 10 rules evaluated`,
+    fmt(r.eventsPerS),
+    fmt(r.eventsPerS / BATCH_SIZE),
+    `${r.reqP50}/${r.reqP99}`,
+    String(r.failures),
+    percentOf(r.eventsPerS, bare.eventsPerS),
+    kind === 'sqlite' ? '' : percentOf(r.eventsPerS, sqlite.eventsPerS),
+    `>= ${fmt(INGEST_TARGET)}/s: ${verdict(r.eventsPerS >= INGEST_TARGET)}; >= 50% of bare: ${verdict(r.eventsPerS >= bare.eventsPerS / 2)}`,
+  ]);
+  rows.push(['bare Fastify route (same JSON parser, body discarded)', fmt(bare.eventsPerS), fmt(bare.eventsPerS / BATCH_SIZE), `${bare.reqP50}/${bare.reqP99}`, String(bare.failures), '100%', '', '']);
   return [
     `Ingestion: POST /v1/telemetry/events, ${BATCH_SIZE} events per request (${fmt(body.length / 1024)} KiB), ${CONNECTIONS} connections, ${DURATION_S} s after a 2 s warm-up`,
-    table(
-      ['server', 'events/s', 'requests/s', 'request p50/p99 ms', 'failed'],
-      [
-        row('ours: validated, durable (WAL, synchronous=FULL), 10 rules evaluated', ours),
-        row('bare Fastify route (same JSON parser, body discarded)', bare),
-      ],
-    ),
-    `ours/bare: ${((ours.eventsPerS / bare.eventsPerS) * 100).toFixed(0)}%   ` +
-      `target: >= 100,000 events/s (${verdict(ours.eventsPerS >= 100_000)}) and >= 50% of bare (${verdict(ours.eventsPerS >= bare.eventsPerS / 2)})`,
+    databases.note,
+    table(['server', 'events/s', 'requests/s', 'request p50/p99 ms', 'failed', 'of bare', 'PostgreSQL/SQLite', 'target'], rows),
   ].join('\n');
 }
 
@@ -436,10 +435,7 @@ async function evaluation(): Promise<void> {
   process.stdout.write(JSON.stringify(result) + '\n');
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor((s.length - 1) / 2)]!;
-}
+const median = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 0.5);
 
 async function evaluationReport(): Promise<string> {
   process.stderr.write(`evaluation: building ${fmt(ACCOUNTS)} accounts x ${RULES_PER_ACCOUNT} rules ...\n`);
@@ -447,7 +443,7 @@ async function evaluationReport(): Promise<string> {
   const ours = median(r.passMs);
   const bare = median(r.bareMs);
   return [
-    `Evaluation: ${fmt(ACCOUNTS)} accounts x ${RULES_PER_ACCOUNT} rules = ${fmt(r.rules)} rules (${fmt(r.alerting)} alerting at load), ` +
+    `Evaluation (SQLite): ${fmt(ACCOUNTS)} accounts x ${RULES_PER_ACCOUNT} rules = ${fmt(r.rules)} rules (${fmt(r.alerting)} alerting at load), ` +
       `${fmt(r.events)} events in their windows; ${PASSES} passes, each 1 s later (windows slide)`,
     table(
       ['', 'pass median ms', 'pass max ms', 'transitions per pass', 'resident memory'],
@@ -592,19 +588,19 @@ async function detectionReport(): Promise<string> {
   let worstP50 = 0;
   const rows = results.map((r) => {
     const c = Float64Array.from(r.sendToCommit).sort();
-    worstP99 = Math.max(worstP99, quantile(c, 0.99));
-    worstP50 = Math.max(worstP50, quantile(c, 0.5));
+    worstP99 = Math.max(worstP99, percentile(c, 0.99));
+    worstP50 = Math.max(worstP50, percentile(c, 0.5));
     const a = Float64Array.from(r.sendTo202).sort();
     return [
       r.scenario,
-      `${fmt(quantile(c, 0.5), 1)} / ${fmt(quantile(c, 0.99), 1)} / ${fmt(c[c.length - 1]!, 1)}`,
-      `${fmt(quantile(a, 0.5), 1)} / ${fmt(quantile(a, 0.99), 1)}`,
+      `${fmt(percentile(c, 0.5), 1)} / ${fmt(percentile(c, 0.99), 1)} / ${fmt(c[c.length - 1]!, 1)}`,
+      `${fmt(percentile(a, 0.5), 1)} / ${fmt(percentile(a, 0.99), 1)}`,
       `${r.commitBefore202}/${r.crossings} (outbox check ${r.verified}/${r.crossings})`,
-      `${fmt(PROMETHEUS_MEDIAN_MS / quantile(c, 0.5))}x / ${fmt(PROMETHEUS_MAX_MS / quantile(c, 0.99))}x`,
+      `${fmt(PROMETHEUS_MEDIAN_MS / percentile(c, 0.5))}x / ${fmt(PROMETHEUS_MAX_MS / percentile(c, 0.99))}x`,
     ];
   });
   return [
-    `Detection latency: ${CROSSINGS} crossings per scenario, each in a fresh account with 4 rules; the crossing batch (1,000 events) ` +
+    `Detection latency (SQLite): ${CROSSINGS} crossings per scenario, each in a fresh account with 4 rules; the crossing batch (1,000 events) ` +
       'takes api_errors from 5 to 10 against ">= 10"',
     table(['scenario', 'send -> event committed p50/p99/max ms', 'send -> 202 p50/p99 ms', 'committed before the 202', 'faster than Prometheus (p50 / p99 vs max)'], rows),
     `"202 -> committed event" is 0 ms whenever the event is committed before the 202 (evaluation runs before the answer).`,
@@ -648,7 +644,7 @@ async function accuracy(): Promise<void> {
       measure({ metric: 'turn_latency_p95', window_duration: '5m' }, scope, now)!,
     ];
     values.sort();
-    const exact: [number, number] = [quantile(values, 0.5), quantile(values, 0.95)];
+    const exact: [number, number] = [percentile(values, 0.5), percentile(values, 0.95)];
     rows.push({ name, exact, ours });
   }
   process.stdout.write(JSON.stringify(rows) + '\n');
@@ -799,7 +795,7 @@ async function projectsReport(): Promise<string> {
   ];
   const added = Math.max(many.heapAfterIngestMiB - bare.heapAfterIngestMiB, many.heapAfterRestartMiB - bare.heapAfterRestartMiB);
   return [
-    `Many projects: ${fmt(n)} calls with a turn each (${fmt(2 * n)} events, batches of ${fmt(PROJECT_BATCH)}), no rule on any project ` +
+    `Many projects (SQLite): ${fmt(n)} calls with a turn each (${fmt(2 * n)} events, batches of ${fmt(PROJECT_BATCH)}), no rule on any project ` +
       '(one account-wide rule); heap used + array buffers after a full GC, after ingestion and after a restart on the same database',
     table(
       ['events', 'memory MiB after ingestion', 'memory MiB after restart', 'RSS MiB ingestion / restart', 'ingest s / restart s'],
@@ -838,7 +834,7 @@ switch (part) {
     await main();
     break;
   case 'serve-ours':
-    await serveOurs();
+    await serveOurs(process.argv[3]!);
     break;
   case 'serve-bare':
     await serveBare();
