@@ -2,10 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, loadCliSettings } from '../src/config.js';
 import { demoServiceUrl } from '../src/cli/demo.js';
 import { killAllChildren, lastLine, runCli, startCliServer, type CliResult } from './helpers/cli-process.js';
+import { databaseUrlFor, dropDatabaseFor, inspectDatabase, onPostgres, testDatabaseKind } from './helpers/database.js';
 
 const KEY_FORMAT = /^alk_[A-Za-z0-9]{43}$/;
 /** A line of a Node.js stack trace, or a source location: never shown to an operator. */
@@ -14,13 +16,15 @@ const STACK_FRAME = /^\s+at .+|\.(?:js|ts):\d+/m;
 let dir: string;
 let dbPath: string;
 
-beforeEach(() => {
+beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'alerts-cli-test-'));
-  dbPath = join(dir, 'alerts.db');
+  // The directory's SQLite file, or its own PostgreSQL schema (TEST_DATABASE_URL).
+  dbPath = await databaseUrlFor(dir);
 });
 afterEach(async () => {
   await killAllChildren();
   rmSync(dir, { recursive: true, force: true });
+  await dropDatabaseFor(dir);
 });
 
 const cli = (args: string[], env: Record<string, string> = {}) => runCli(args, { cwd: dir, env: { DATABASE_URL: dbPath, ...env } });
@@ -192,7 +196,8 @@ describe('alerts keys revoke', () => {
 });
 
 describe('DATABASE_URL', () => {
-  it('accepts sqlite:<path>, sqlite://<path> and file:<path> for the same file as a plain path', async () => {
+  // SQLite file paths and their URL forms: PostgreSQL has its own URLs (the test after these).
+  it.skipIf(onPostgres)('accepts sqlite:<path>, sqlite://<path> and file:<path> for the same file as a plain path', async () => {
     const key = await createKey('acme', { DATABASE_URL: `sqlite:${dbPath}` });
     expect(existsSync(dbPath)).toBe(true);
     await createKey('globex', { DATABASE_URL: `sqlite://${dbPath}` });
@@ -205,27 +210,64 @@ describe('DATABASE_URL', () => {
     expect(await status(server.baseUrl, key)).toBe(200);
   });
 
-  it('resolves a relative sqlite: path from the working directory', async () => {
+  it.skipIf(onPostgres)('resolves a relative sqlite: path from the working directory', async () => {
     await createKey('acme', { DATABASE_URL: 'sqlite:./nested/rel.db' });
     expect(existsSync(join(dir, 'nested', 'rel.db'))).toBe(true);
     expect((await listKeys({ DATABASE_URL: join(dir, 'nested', 'rel.db') })).keys).toHaveLength(1);
   });
 
-  it('refuses a postgres:// URL in serve and keys list with "PostgreSQL is not supported yet", without echoing the password', async () => {
-    const url = 'postgres://alerts:hunter2-secret@127.0.0.1:5432/alerts';
-    for (const args of [['serve'], ['keys', 'list']]) {
-      const result = await cli(args, { DATABASE_URL: url, PORT: '0', HOST: '127.0.0.1' });
-      expectCleanFailure(result, 'PostgreSQL is not supported yet');
-      expect(result.stderr).not.toContain('hunter2-secret');
-      expect(result.stdout).toBe('');
-    }
-    const postgresql = await cli(['keys', 'list'], { DATABASE_URL: 'postgresql://db.internal/alerts' });
-    expectCleanFailure(postgresql, 'PostgreSQL is not supported yet');
+  it.runIf(onPostgres)('accepts postgres:// and postgresql:// URLs for the same database', async () => {
+    const postgresql = dbPath.replace(/^postgres:\/\//, 'postgresql://');
+    expect(postgresql).not.toBe(dbPath);
+    const key = await createKey('acme', { DATABASE_URL: postgresql });
+    await createKey('globex', { DATABASE_URL: dbPath });
+
+    const { keys } = await listKeys({ DATABASE_URL: postgresql });
+    expect(keys.map((k) => k.account).sort()).toEqual(['acme', 'globex']);
+
+    const server = await serve({ DATABASE_URL: postgresql });
+    expect(await status(server.baseUrl, key)).toBe(200);
   });
 
   it('refuses an unknown scheme with a message naming DATABASE_URL', async () => {
     const result = await cli(['keys', 'list'], { DATABASE_URL: 'mysql://127.0.0.1/alerts' });
     expectCleanFailure(result, 'DATABASE_URL');
+  });
+});
+
+describe('alerts migrate', () => {
+  it(`applies every migration to a new database, then says it is up to date (${testDatabaseKind})`, async () => {
+    const first = await cli(['migrate']);
+    expect(first.code, first.stderr).toBe(0);
+    const applied = new RegExp(`^Applied (\\d+) migration\\(s\\) to .* \\(${testDatabaseKind}\\): 0001-initial, .*\\. Now at (\\S+)\\.$`, 'm').exec(first.stdout);
+    expect(applied, first.stdout).not.toBeNull();
+    expect(Number(applied![1])).toBeGreaterThan(1);
+    const version = applied![2]!;
+
+    const second = await cli(['migrate']);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toMatch(new RegExp(`is up to date at ${version}\\.`));
+    expect(second.stdout).not.toContain('Applied');
+  });
+
+  it('is what a server started with ALERTS_AUTO_MIGRATE=off waits for: refused before, serving after', async () => {
+    const refused = await cli(['serve'], { ALERTS_AUTO_MIGRATE: 'off', HOST: '127.0.0.1', PORT: '0' });
+    expectCleanFailure(refused, /the database schema is behind this version \(pending: 0001-initial, .*\); run `alerts migrate`/);
+
+    expect((await cli(['migrate'])).code).toBe(0);
+    const key = await createKey('acme', { ALERTS_AUTO_MIGRATE: 'off' });
+    const server = await serve({ ALERTS_AUTO_MIGRATE: 'off' });
+    expect(await status(server.baseUrl, key)).toBe(200);
+  });
+});
+
+describe('alerts backup', () => {
+  // Copying the file is the SQLite backup, tested in operations.test.ts; PostgreSQL has its own tools.
+  it.runIf(onPostgres)('refuses a PostgreSQL database, pointing to pg_dump, and writes no file', async () => {
+    const result = await cli(['backup', 'copy.db']);
+    expectCleanFailure(result, /alerts backup copies a SQLite file; back up PostgreSQL with its own tools \(pg_dump/);
+    expect(result.stdout).toBe('');
+    expect(existsSync(join(dir, 'copy.db'))).toBe(false);
   });
 });
 
@@ -284,13 +326,19 @@ describe('alerts serve configuration', () => {
 });
 
 describe('key storage', () => {
-  it('keeps only hashes of keys in the database files: no raw key appears in their bytes', async () => {
+  async function keysAndServer() {
     const cliKey = await createKey('acme');
     const bootstrapKey = 'bootstrap_' + randomBytes(24).toString('hex');
     const server = await serve({ ALERTS_BOOTSTRAP_API_KEY: bootstrapKey });
     expect(await status(server.baseUrl, cliKey)).toBe(200);
     expect(await status(server.baseUrl, bootstrapKey)).toBe(200);
+    return { cliKey, bootstrapKey, server };
+  }
 
+  // The bytes of the database files (the WAL among them) are SQLite's; on PostgreSQL the
+  // stored rows are checked instead (the next test, which runs on both).
+  it.skipIf(onPostgres)('keeps only hashes of keys in the database files: no raw key appears in their bytes', async () => {
+    const { cliKey, bootstrapKey, server } = await keysAndServer();
     const readAll = () =>
       Buffer.concat(
         readdirSync(dir)
@@ -305,6 +353,29 @@ describe('key storage', () => {
       // Nor the random part of a key on its own.
       expect(bytes.includes(cliKey.slice(4))).toBe(false);
     }
+  });
+
+  it('keeps only hashes of keys in the database: no raw key appears in any row of any table', async () => {
+    const { cliKey, bootstrapKey, server } = await keysAndServer();
+    expect((await server.stop()).code).toBe(0);
+    const db = inspectDatabase(dbPath);
+    let stored: string;
+    try {
+      // PostgreSQL: only this test's schema (others live beside it in the same database).
+      const schema = onPostgres ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(db)).rows[0]!.schema : undefined;
+      const tables = (await db.introspection.getTables()).filter((t) => schema === undefined || t.schema === schema).map((t) => t.name);
+      expect(tables).toContain('api_keys');
+      const rows: unknown[] = [];
+      for (const table of tables) rows.push(...(await sql`select * from ${sql.table(table)}`.execute(db)).rows);
+      stored = JSON.stringify(rows);
+    } finally {
+      await db.destroy();
+    }
+    expect(stored.includes('"acme"'), 'positive control: the account name is stored').toBe(true);
+    expect(stored).not.toContain(cliKey);
+    expect(stored).not.toContain(bootstrapKey);
+    expect(stored).not.toContain(cliKey.slice(4));
+    expect(stored).not.toContain(bootstrapKey.slice(10));
   });
 });
 

@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, parseDatabaseUrl } from '../src/config.js';
+import { onPostgres } from './helpers/database.js';
 
 const CWD = '/srv/alerts';
 const SECRET = 's'.repeat(32);
@@ -13,7 +14,8 @@ describe('loadConfig', () => {
       port: 8080,
       logLevel: 'info',
       databaseUrl: './data/alerts.db',
-      database: { kind: 'sqlite', path: join(CWD, 'data', 'alerts.db') },
+      database: { kind: 'sqlite', path: join(CWD, 'data', 'alerts.db'), display: join(CWD, 'data', 'alerts.db') },
+      autoMigrate: true,
       bootstrapApiKey: undefined,
       secretKey: undefined,
       shutdownTimeoutMs: 10_000,
@@ -58,7 +60,8 @@ describe('loadConfig', () => {
       port: 3000,
       logLevel: 'warn',
       databaseUrl: 'sqlite:/var/lib/alerts/alerts.db',
-      database: { kind: 'sqlite', path: '/var/lib/alerts/alerts.db' },
+      database: { kind: 'sqlite', path: '/var/lib/alerts/alerts.db', display: '/var/lib/alerts/alerts.db' },
+      autoMigrate: true,
       bootstrapApiKey: bootstrap,
       secretKey: SECRET,
       shutdownTimeoutMs: 2500,
@@ -141,6 +144,10 @@ describe('loadConfig', () => {
     ['ALERTS_DELIVERY_CONCURRENCY', '0'],
     ['ALERTS_DELIVERY_ENDPOINT_CONCURRENCY', '257'],
     ['ALERTS_DELIVERY_ACCOUNT_CONCURRENCY', '0'],
+    ['ALERTS_DATABASE_POOL_SIZE', '0'],
+    ['ALERTS_DATABASE_POOL_SIZE', '1001'],
+    ['ALERTS_DATABASE_POOL_SIZE', 'many'],
+    ['ALERTS_AUTO_MIGRATE', 'yes'],
   ])('rejects %s=%j with a ConfigError naming it', (name, value) => {
     expect(() => loadConfig({ [name]: value }, CWD)).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value }, CWD)).toThrow(name);
@@ -176,20 +183,44 @@ describe('loadConfig', () => {
     expect(loadConfig({ ALERTS_BOOTSTRAP_API_KEY: 'k'.repeat(32) }, CWD).bootstrapApiKey).toBe('k'.repeat(32));
   });
 
-  it('rejects a postgres:// DATABASE_URL with a ConfigError', () => {
-    expect(() => loadConfig({ DATABASE_URL: 'postgres://u:p@127.0.0.1/alerts' }, CWD)).toThrow(ConfigError);
+  it('reads a postgres:// DATABASE_URL with ALERTS_DATABASE_POOL_SIZE, redacting the password in database.display', () => {
+    const config = loadConfig({ DATABASE_URL: 'postgres://alerts:s3cret@db.internal:5432/alerts', ALERTS_DATABASE_POOL_SIZE: '25' }, CWD);
+    expect(config.databaseUrl).toBe('postgres://alerts:s3cret@db.internal:5432/alerts');
+    expect(config.database).toEqual({
+      kind: 'postgres',
+      url: 'postgres://alerts:s3cret@db.internal:5432/alerts',
+      display: 'postgres://alerts:***@db.internal:5432/alerts',
+      poolSize: 25,
+    });
+  });
+
+  it('keeps 10 PostgreSQL connections at most unless ALERTS_DATABASE_POOL_SIZE says otherwise, from 1 to 1000', () => {
+    expect(loadConfig({ DATABASE_URL: 'postgres://db.internal/alerts' }, CWD).database).toMatchObject({ kind: 'postgres', poolSize: 10 });
+    expect(loadConfig({ DATABASE_URL: 'postgres://db.internal/alerts', ALERTS_DATABASE_POOL_SIZE: '1' }, CWD).database).toMatchObject({ poolSize: 1 });
+    expect(loadConfig({ DATABASE_URL: 'postgres://db.internal/alerts', ALERTS_DATABASE_POOL_SIZE: '1000' }, CWD).database).toMatchObject({ poolSize: 1000 });
+  });
+
+  it('migrates at start-up unless ALERTS_AUTO_MIGRATE is off', () => {
+    expect(loadConfig({}, CWD).autoMigrate).toBe(true);
+    expect(loadConfig({ ALERTS_AUTO_MIGRATE: 'on' }, CWD).autoMigrate).toBe(true);
+    expect(loadConfig({ ALERTS_AUTO_MIGRATE: 'off' }, CWD).autoMigrate).toBe(false);
   });
 });
 
 describe('parseDatabaseUrl', () => {
-  it('takes a plain path, relative to cwd or absolute', () => {
-    expect(parseDatabaseUrl('alerts.db', CWD)).toEqual({ kind: 'sqlite', path: join(CWD, 'alerts.db') });
-    expect(parseDatabaseUrl('./data/alerts.db', CWD)).toEqual({ kind: 'sqlite', path: join(CWD, 'data/alerts.db') });
-    expect(parseDatabaseUrl('../other/alerts.db', CWD)).toEqual({ kind: 'sqlite', path: resolve(CWD, '../other/alerts.db') });
-    expect(parseDatabaseUrl('/var/lib/alerts.db', CWD)).toEqual({ kind: 'sqlite', path: '/var/lib/alerts.db' });
+  const sqliteFile = (path: string) => ({ kind: 'sqlite', path, display: path });
+  // SQLite path parsing is pure and the same whichever database the suite runs on: it runs
+  // once, on the SQLite run, and is skipped on the PostgreSQL run (TEST_DATABASE_URL).
+  const sqliteOnly = it.skipIf(onPostgres);
+
+  sqliteOnly('takes a plain path, relative to cwd or absolute', () => {
+    expect(parseDatabaseUrl('alerts.db', CWD)).toEqual(sqliteFile(join(CWD, 'alerts.db')));
+    expect(parseDatabaseUrl('./data/alerts.db', CWD)).toEqual(sqliteFile(join(CWD, 'data/alerts.db')));
+    expect(parseDatabaseUrl('../other/alerts.db', CWD)).toEqual(sqliteFile(resolve(CWD, '../other/alerts.db')));
+    expect(parseDatabaseUrl('/var/lib/alerts.db', CWD)).toEqual(sqliteFile('/var/lib/alerts.db'));
   });
 
-  it.each([
+  sqliteOnly.each([
     ['sqlite:/var/lib/alerts.db', '/var/lib/alerts.db'],
     ['sqlite:///var/lib/alerts.db', '/var/lib/alerts.db'],
     ['sqlite:./alerts.db', join(CWD, 'alerts.db')],
@@ -200,28 +231,44 @@ describe('parseDatabaseUrl', () => {
     ['file:///var/lib/alerts.db', '/var/lib/alerts.db'],
     ['file:data/alerts.db', join(CWD, 'data/alerts.db')],
   ])('reads %s as the SQLite file %s', (url, path) => {
-    expect(parseDatabaseUrl(url, CWD)).toEqual({ kind: 'sqlite', path });
+    expect(parseDatabaseUrl(url, CWD)).toEqual(sqliteFile(path));
   });
 
-  it.each([':memory:', 'sqlite::memory:', 'sqlite://:memory:', 'file::memory:'])('keeps %s as an in-memory database', (url) => {
-    expect(parseDatabaseUrl(url, CWD)).toEqual({ kind: 'sqlite', path: ':memory:' });
+  sqliteOnly.each([':memory:', 'sqlite::memory:', 'sqlite://:memory:', 'file::memory:'])('keeps %s as an in-memory database', (url) => {
+    expect(parseDatabaseUrl(url, CWD)).toEqual(sqliteFile(':memory:'));
   });
 
-  it.each(['postgres://u:p@127.0.0.1:5432/alerts', 'postgresql://127.0.0.1/alerts', 'POSTGRES://127.0.0.1/alerts'])(
-    'rejects %s: PostgreSQL is not supported yet, and the message does not echo the URL',
-    (url) => {
-      let error: unknown;
-      try {
-        parseDatabaseUrl(url, CWD);
-      } catch (e) {
-        error = e;
-      }
-      expect(error).toBeInstanceOf(ConfigError);
-      expect((error as Error).name).toBe('ConfigError');
-      expect((error as Error).message).toMatch(/^DATABASE_URL: PostgreSQL is not supported yet/);
-      expect((error as Error).message).not.toContain('127.0.0.1');
-    },
-  );
+  it.each([
+    ['postgres://u:p@127.0.0.1:5432/alerts', 'postgres://u:***@127.0.0.1:5432/alerts'],
+    ['postgresql://127.0.0.1/alerts', 'postgresql://127.0.0.1/alerts'],
+    ['POSTGRES://alerts@127.0.0.1/alerts?sslmode=require', 'POSTGRES://alerts@127.0.0.1/alerts?sslmode=require'],
+    ['postgresql://alerts:p%40ss@db.internal/alerts', 'postgresql://alerts:***@db.internal/alerts'],
+  ])('reads %s as a PostgreSQL database, displayed as %s', (url, display) => {
+    expect(parseDatabaseUrl(url, CWD)).toEqual({ kind: 'postgres', url, display, poolSize: 10 });
+  });
+
+  it('takes the PostgreSQL pool size it is given', () => {
+    expect(parseDatabaseUrl('postgres://127.0.0.1/alerts', CWD, 3)).toMatchObject({ kind: 'postgres', poolSize: 3 });
+  });
+
+  it.each([
+    ['postgres:///alerts', /names no host/],
+    ['postgres://u:secret@/alerts', /is not a valid PostgreSQL URL/],
+    ['postgres://u:secret@127.0.0.1', /names no database/],
+    ['postgresql://127.0.0.1:5432/', /names no database/],
+    ['postgres://u:secret@127.0.0.1:notaport/alerts', /is not a valid PostgreSQL URL/],
+  ])('rejects %s with a ConfigError that does not echo the password', (url, message) => {
+    let error: unknown;
+    try {
+      parseDatabaseUrl(url, CWD);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toMatch(/^DATABASE_URL: /);
+    expect((error as Error).message).toMatch(message);
+    expect((error as Error).message).not.toContain('secret');
+  });
 
   it.each(['mysql://127.0.0.1/alerts', 'http://127.0.0.1/alerts.db', 'redis://u:secret@127.0.0.1'])(
     'rejects the unknown scheme of %s, naming the scheme but not the rest of the URL',
@@ -233,7 +280,7 @@ describe('parseDatabaseUrl', () => {
     },
   );
 
-  it.each(['sqlite:', 'sqlite://', 'file:'])('rejects %j: the path is empty', (url) => {
+  sqliteOnly.each(['sqlite:', 'sqlite://', 'file:'])('rejects %j: the path is empty', (url) => {
     expect(() => parseDatabaseUrl(url, CWD)).toThrow(ConfigError);
     expect(() => parseDatabaseUrl(url, CWD)).toThrow(/path is empty/);
   });

@@ -6,9 +6,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NO_RESULT_ERROR } from '../src/domain/ports/deliveries-repository.js';
+import { databaseUrlFor, dropDatabaseFor, inspectDatabase } from './helpers/database.js';
 import { killAllChildren, lastLine, runCli, startCliServer, type CliServer } from './helpers/cli-process.js';
 import { startHttpsReceiver, testTls, type HttpsReceiver } from './helpers/https-receiver.js';
 import { startTestServer, testClock, type TestServer } from './helpers/server.js';
@@ -35,14 +35,19 @@ async function server(env: Record<string, string>, clock?: ReturnType<typeof tes
 describe('an attempt that kills the process', () => {
   it('is counted: after kill -9 during each of its 3 attempts, the next start fails the delivery instead of sending it again', { timeout: 90_000 }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'alerts-crash-loop-'));
-    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-    const dbPath = join(dir, 'alerts.db');
-    const rows = () => {
-      const db = new BetterSqlite3(dbPath, { readonly: true, fileMustExist: true });
+    const dbPath = await databaseUrlFor(dir);
+    cleanups.push(async () => {
+      // The server child goes first: its database is dropped under no live connection.
+      await killAllChildren();
+      rmSync(dir, { recursive: true, force: true });
+      await dropDatabaseFor(dir);
+    });
+    const rows = async () => {
+      const db = inspectDatabase(dbPath);
       try {
-        return db.prepare('select status, attempts, last_error from webhook_deliveries').all() as { status: string; attempts: number; last_error: string | null }[];
+        return await db.selectFrom('webhook_deliveries').select(['status', 'attempts', 'last_error']).execute();
       } finally {
-        db.close();
+        await db.destroy();
       }
     };
     const created = await runCli(['keys', 'create', '--account', 'acme'], { cwd: dir, env: { DATABASE_URL: dbPath } });
@@ -70,16 +75,16 @@ describe('an attempt that kills the process', () => {
     for (let attempt = 1; attempt <= 3; attempt++) {
       await r.waitFor(attempt, 10_000);
       // Counted while it runs, before any result.
-      expect(rows()).toEqual([{ status: 'in_flight', attempts: attempt, last_error: null }]);
+      expect(await rows()).toEqual([{ status: 'in_flight', attempts: attempt, last_error: null }]);
       current.child.kill('SIGKILL');
       await current.exited;
       current = await startCliServer({ cwd: dir, env });
     }
     // The fourth start: the delivery's last attempt left no result, so it is failed, not sent again.
-    await eventually(async () => rows(), (list) => list[0]?.status === 'failed', 5_000);
+    await eventually(rows, (list) => list[0]?.status === 'failed', 5_000);
     await sleep(1000);
     expect(r.requests).toHaveLength(3);
-    expect(rows()).toEqual([{ status: 'failed', attempts: 3, last_error: 'no result recorded before the previous run ended' }]);
+    expect(await rows()).toEqual([{ status: 'failed', attempts: 3, last_error: 'no result recorded before the previous run ended' }]);
     expect(current.stdout()).toContain('webhook delivery failed');
   });
 });

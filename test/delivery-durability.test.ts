@@ -6,19 +6,20 @@
  * 10 accounts × 10 endpoints × 10 rules: one telemetry batch per account makes its 10 rules
  * fire, so 100 events × 10 endpoints = 1,000 deliveries. Each endpoint is its own HTTPS
  * receiver (its own origin, so connection pools never queue) that holds every request
- * 1-2 s, and the concurrency bounds are raised so that all 1,000 are sent at once.
+ * 2-3 s, and the concurrency bounds are raised so that all 1,000 are sent at once.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import type { Kysely } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createApiKeysService } from '../src/domain/api-keys-service.js';
 import { systemClock } from '../src/domain/clock.js';
-import { locationOf } from './helpers/database.js';
+import type { Database } from '../src/store/schema.js';
 import { openStore } from '../src/store/store.js';
 import { killAllChildren, startCliServer, type CliServer } from './helpers/cli-process.js';
+import { databaseUrlFor, dropDatabaseFor, inspectDatabase, locationOf } from './helpers/database.js';
 import { startHttpsReceiver, testTls, type HttpsReceiver, type ReceivedRequest } from './helpers/https-receiver.js';
 
 const ACCOUNTS = 10;
@@ -60,21 +61,20 @@ function signatureVerifies(arrival: Arrival): boolean {
   return /^[0-9a-f]{64}$/.test(signature) && actual.length === expected.length && timingSafeEqual(actual, expected);
 }
 
-function statusCounts(dbPath: string): Record<string, number> {
-  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
-  try {
-    const rows = db.prepare('select status, count(*) as n from webhook_deliveries group by status').all() as { status: string; n: number }[];
-    return Object.fromEntries(rows.map((r) => [r.status, r.n]));
-  } finally {
-    db.close();
-  }
+async function statusCounts(db: Kysely<Database>): Promise<Record<string, number>> {
+  const rows = await db
+    .selectFrom('webhook_deliveries')
+    .select((eb) => ['status', eb.fn.countAll<number>().as('n')])
+    .groupBy('status')
+    .execute();
+  return Object.fromEntries(rows.map((r) => [r.status, r.n]));
 }
 
-async function waitForCounts(dbPath: string, done: (counts: Record<string, number>) => boolean, timeoutMs: number, what: string) {
+async function waitForCounts(db: Kysely<Database>, done: (counts: Record<string, number>) => boolean, timeoutMs: number, what: string) {
   const deadline = Date.now() + timeoutMs;
   let counts: Record<string, number> = {};
   while (Date.now() < deadline) {
-    counts = statusCounts(dbPath);
+    counts = await statusCounts(db);
     if (done(counts)) return counts;
     await sleep(25);
   }
@@ -83,17 +83,21 @@ async function waitForCounts(dbPath: string, done: (counts: Record<string, numbe
 
 describe('webhook delivery survives kill -9', () => {
   const dir = mkdtempSync(join(tmpdir(), 'alerts-durability-'));
-  const dbPath = join(dir, 'alerts.db');
   const receivers: HttpsReceiver[] = [];
+  /** Reads rows beside the service, through a connection of its own. */
+  let inspect: Kysely<Database> | undefined;
 
   afterAll(async () => {
     await killAllChildren();
     await Promise.all(receivers.map((r) => r.close()));
+    await inspect?.destroy();
     rmSync(dir, { recursive: true, force: true });
+    await dropDatabaseFor(dir);
   });
 
   it(`delivers every event at least once after SIGKILL with ${TOTAL_DELIVERIES} deliveries in flight`, { timeout: 90_000 }, async () => {
     const started = Date.now();
+    const dbPath = await databaseUrlFor(dir);
     const env = {
       DATABASE_URL: dbPath,
       LOG_LEVEL: 'warn',
@@ -114,6 +118,7 @@ describe('webhook delivery survives kill -9', () => {
     const keys: string[] = [];
     for (let a = 0; a < ACCOUNTS; a++) keys.push((await keysService.create(`durability-${a}`)).key);
     await store.close();
+    const db = (inspect = inspectDatabase(dbPath));
 
     let run: 1 | 2 = 1;
     const arrivals: Arrival[] = [];
@@ -121,14 +126,17 @@ describe('webhook delivery survives kill -9', () => {
     for (let i = 0; i < ACCOUNTS * ENDPOINTS_PER_ACCOUNT; i++) {
       const receiver = await startHttpsReceiver();
       receivers.push(receiver);
-      // Every request is held 1-2 s, so that at any moment many are in flight.
+      // Every request is held 2-3 s, so that at any moment many are in flight.
       receiver.setDefault((request) => {
         arrivals.push({ ...request, endpoint: endpointsByPort.get(receiver.port)!, run });
         return { status: 200, body: 'ok', delayMs: HOLD_MIN_MS + Math.random() * HOLD_SPREAD_MS };
       });
     }
 
-    let server: CliServer = await startCliServer({ env, cwd: dir });
+    // Set-up runs with sending paused: all 1,000 deliveries are recorded before the first is
+    // sent. (Ingesting while 1,000 attempts are under way is slow enough on PostgreSQL, on a
+    // loaded machine, that the first attempts were answered before the last were recorded.)
+    let server: CliServer = await startCliServer({ env: { ...env, ALERTS_DELIVERY_WORKER: 'off' }, cwd: dir });
     const api = async (key: string, method: string, path: string, body?: unknown) => {
       const response = await fetch(server.baseUrl + path, {
         method,
@@ -167,20 +175,21 @@ describe('webhook delivery survives kill -9', () => {
 
     // One call per account: all its rules fire; the 202 comes after events and deliveries are committed.
     await Promise.all(keys.map((key) => api(key, 'POST', '/v1/telemetry/events', { events: [{ type: 'call' }] })));
+    expect(await statusCounts(db)).toEqual({ pending: TOTAL_DELIVERIES });
+    expect((await server.stop('SIGTERM')).code).toBe(0);
+    expect(arrivals).toHaveLength(0);
 
-    // Let the first wave get going, then kill the process mid-flight.
-    await waitForCounts(dbPath, (c) => (c.delivered ?? 0) >= 100, 30_000, 'the first 100 deliveries');
+    // Sending on: the worker claims all 1,000 at once. Let the first wave get going, then
+    // kill the process mid-flight.
+    server = await startCliServer({ env, cwd: dir });
+    await waitForCounts(db, (c) => (c.delivered ?? 0) >= 100, 30_000, 'the first 100 deliveries');
     server.child.kill('SIGKILL');
     const killed = await server.exited;
     expect(killed.signal).toBe('SIGKILL');
     const arrivalsBeforeKill = arrivals.length;
 
-    const atKill = statusCounts(dbPath);
-    const atKillDb = new Database(dbPath, { readonly: true, fileMustExist: true });
-    const inFlightAtKill = atKillDb
-      .prepare("select endpoint_id, event_id from webhook_deliveries where status = 'in_flight'")
-      .all() as { endpoint_id: string; event_id: string }[];
-    atKillDb.close();
+    const atKill = await statusCounts(db);
+    const inFlightAtKill = await db.selectFrom('webhook_deliveries').select(['endpoint_id', 'event_id']).where('status', '=', 'in_flight').execute();
     const total = Object.values(atKill).reduce((sum, n) => sum + n, 0);
     expect(total).toBe(TOTAL_DELIVERIES);
     // The kill really happened mid-flight: some done, many claimed and unanswered.
@@ -190,22 +199,19 @@ describe('webhook delivery survives kill -9', () => {
 
     run = 2;
     server = await startCliServer({ env, cwd: dir });
-    await waitForCounts(dbPath, (c) => c.delivered === TOTAL_DELIVERIES, 40_000, 'every delivery to be delivered after the restart');
+    await waitForCounts(db, (c) => c.delivered === TOTAL_DELIVERIES, 40_000, 'every delivery to be delivered after the restart');
     const stopped = await server.stop('SIGTERM');
     expect(stopped.code).toBe(0);
     // Start-up put every claim of the killed process back at once.
     expect(server.stdout()).toContain(`"released":${inFlightAtKill.length}`);
 
     // Ground truth from the database, read after the service stopped.
-    const db = new Database(dbPath, { readonly: true, fileMustExist: true });
-    const events = db.prepare('select id, payload from alert_events').all() as { id: string; payload: string }[];
-    const deliveries = db.prepare('select endpoint_id, event_id, status from webhook_deliveries').all() as {
-      endpoint_id: string;
-      event_id: string;
-      status: string;
-    }[];
-    const attemptsAfterRestart = db.prepare('select count(*) as n from webhook_attempts').get() as { n: number };
-    db.close();
+    const events = await db.selectFrom('alert_events').select(['id', 'payload']).execute();
+    const deliveries = await db.selectFrom('webhook_deliveries').select(['endpoint_id', 'event_id', 'status']).execute();
+    const attemptsAfterRestart = await db
+      .selectFrom('webhook_attempts')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
 
     expect(events).toHaveLength(ACCOUNTS * RULES_PER_ACCOUNT);
     expect(deliveries).toHaveLength(TOTAL_DELIVERIES);

@@ -8,6 +8,7 @@ import { createAddressGuard } from '../src/delivery/address-guard.js';
 import type { LookupFunction } from '../src/delivery/webhook-client.js';
 import { createLogger } from '../src/logger.js';
 import { createService } from '../src/service.js';
+import { databaseUrlFor, dropDatabaseFor } from './helpers/database.js';
 import { closedPort, startHttpsReceiver, type HttpsReceiver } from './helpers/https-receiver.js';
 import { endpointBody, startTestServer, testClock, type TestServer } from './helpers/server.js';
 import {
@@ -317,7 +318,7 @@ describe('secrets', () => {
     const logs: string[] = [];
     const clock = testClock(START);
     const config = loadConfig({
-      DATABASE_URL: join(dir, 'alerts.db'),
+      DATABASE_URL: await databaseUrlFor(dir),
       LOG_LEVEL: 'trace',
       ALERTS_EVALUATION_INTERVAL_MS: '0',
       ALERTS_DELIVERY_WORKER: 'off',
@@ -332,6 +333,7 @@ describe('secrets', () => {
     cleanups.push(async () => {
       await service.close();
       rmSync(dir, { recursive: true, force: true });
+      await dropDatabaseFor(dir);
     });
     const key = (await service.apiKeys.create('acme')).key;
     const texts: string[] = [];

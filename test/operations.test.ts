@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/logger.js';
+import { databaseUrlFor, dropDatabaseFor, onPostgres, TEST_DATABASE_URL } from './helpers/database.js';
 import { killAllChildren, lastLine, runCli, startCliServer } from './helpers/cli-process.js';
 import { startHttpsReceiver } from './helpers/https-receiver.js';
 import { startTestServer } from './helpers/server.js';
@@ -17,17 +18,19 @@ const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.
 
 let dir: string;
 let dbPath: string;
-beforeEach(() => {
+beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'alerts-ops-'));
-  dbPath = join(dir, 'alerts.db');
+  dbPath = await databaseUrlFor(dir);
 });
 afterEach(async () => {
   await killAllChildren();
   rmSync(dir, { recursive: true, force: true });
+  await dropDatabaseFor(dir);
 });
 
 const cli = (args: string[], env: Record<string, string> = {}) => runCli(args, { cwd: dir, env: { DATABASE_URL: dbPath, ...env }, timeoutMs: 15_000 });
 
+/** Rows of a table in a SQLite file, read straight from the file (the backup test's copies). */
 function count(path: string, table: string): number {
   const db = new BetterSqlite3(path, { readonly: true, fileMustExist: true });
   try {
@@ -37,7 +40,9 @@ function count(path: string, table: string): number {
   }
 }
 
-describe('alerts backup', () => {
+// `alerts backup` copies a SQLite file (WAL included); on PostgreSQL it refuses and points
+// to pg_dump (cli.test.ts), so this runs on SQLite only.
+describe.skipIf(onPostgres)('alerts backup', () => {
   it('copies a running database consistently, WAL included, and the copy serves as a restored database', { timeout: 60_000 }, async () => {
     const key = lastLine((await cli(['keys', 'create', '--account', 'acme'])).stdout);
     const server = await startCliServer({ cwd: dir, env: { DATABASE_URL: dbPath } });
@@ -109,7 +114,8 @@ describe('shutdown when nothing reads stdout any more', () => {
 });
 
 describe('DATABASE_URL that cannot work', () => {
-  it('fails fast, naming the variable, the path and the reason, in serve and in CLI commands', { timeout: 60_000 }, async () => {
+  // File paths that SQLite cannot open: not a question on PostgreSQL, whose counterpart follows.
+  it.skipIf(onPostgres)('fails fast, naming the variable, the path and the reason, in serve and in CLI commands', { timeout: 60_000 }, async () => {
     mkdirSync(join(dir, 'a-folder'));
     writeFileSync(join(dir, 'not-a-db.db'), 'this is not a database, just some text that is long enough to have a header\n'.repeat(20));
     const cases: [string, RegExp][] = [
@@ -129,6 +135,36 @@ describe('DATABASE_URL that cannot work', () => {
       }
     }
   });
+
+  it.runIf(onPostgres)(
+    'fails fast on a PostgreSQL server out of reach or a database that does not exist, naming the variable and the reason, not the password',
+    { timeout: 60_000 },
+    async () => {
+      const base = new URL(TEST_DATABASE_URL!);
+      base.password = 'hunter2-not-to-be-shown';
+      const unreachable = new URL(base);
+      unreachable.port = '1';
+      const missing = new URL(base);
+      missing.pathname = `/no_such_database_${process.pid}`;
+      const cases: [string, string][] = [
+        [unreachable.toString(), 'ECONNREFUSED'],
+        [missing.toString(), `database "no_such_database_${process.pid}" does not exist`],
+      ];
+      for (const [url, reason] of cases) {
+        for (const args of [['keys', 'list'], ['serve']]) {
+          const started = Date.now();
+          const result = await cli(args, { DATABASE_URL: url, HOST: '127.0.0.1', PORT: '0' });
+          expect(result.code, `${url} ${args.join(' ')}: ${result.stderr}`).not.toBe(0);
+          expect(result.code).not.toBeNull();
+          expect(result.stderr).toMatch(/^alerts: DATABASE_URL=postgres(ql)?:\/\/\S*:\*\*\*@/m);
+          expect(result.stderr).toContain(reason);
+          expect(result.stderr).not.toContain('hunter2');
+          expect(result.stderr).not.toMatch(/^\s+at /m);
+          expect(Date.now() - started).toBeLessThan(5000);
+        }
+      }
+    },
+  );
 });
 
 describe('log lines', () => {

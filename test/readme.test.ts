@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, killAllChildren, startCliServer } from './helpers/cli-process.js';
+import { databaseUrlFor, dropDatabaseFor } from './helpers/database.js';
 
 /**
  * The README's walk-through, run as printed: the blocks marked `<!-- readme-test -->` in one
@@ -45,7 +46,10 @@ afterEach(async () => {
   }
   if (dir) killProcessesMentioning(dir);
   await killAllChildren();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  if (dir) {
+    rmSync(dir, { recursive: true, force: true });
+    await dropDatabaseFor(dir);
+  }
   dir = undefined;
 });
 
@@ -110,7 +114,8 @@ describe('README walk-through', () => {
     dir = mkdtempSync(join(tmpdir(), 'alerts-readme-test-'));
     const home = join(dir, 'home');
     mkdirSync(home);
-    const dbPath = join(dir, 'alerts.db');
+    // The SQLite file of the test's directory, or its own PostgreSQL schema (TEST_DATABASE_URL).
+    const dbPath = await databaseUrlFor(dir);
     // npx runs the repository's own bin: no registry traffic (offline, no update check), and no
     // rebuild (the test setup built dist/ already; a build here would race other test files).
     const env: Record<string, string> = {

@@ -2,16 +2,18 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import BetterSqlite3 from 'better-sqlite3';
+import type { Kysely } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Database } from '../src/store/schema.js';
 import { killAllChildren, startCliServer, type CliServer } from './helpers/cli-process.js';
+import { databaseUrlFor, dropDatabaseFor, inspectDatabase } from './helpers/database.js';
 import { ruleBody, startTestServer, testClock, type TestServer } from './helpers/server.js';
 
 /**
  * Aggregates and rule states survive a restart: after it, every window holds what it held
  * before, firing rules keep firing with the same `since`, no transition is emitted twice or
  * lost, and windows go on sliding as if nothing had happened. In process (close, then a new
- * service on the same SQLite file and clock) and for real (`kill -9` of `alerts serve`).
+ * service on the same database and clock) and for real (`kill -9` of `alerts serve`).
  */
 
 const START = Date.parse('2026-03-15T10:30:00.000Z');
@@ -26,22 +28,23 @@ beforeEach(() => {
 afterEach(async () => {
   await killAllChildren();
   rmSync(dir, { recursive: true, force: true });
+  await dropDatabaseFor(dir);
 });
 
 type Event = { type: string; project_id?: string | null; latency_ms?: number; timestamp?: string };
 const repeat = (n: number, event: Event): Event[] => Array.from({ length: n }, () => ({ ...event }));
 
-/** Reads the SQLite file through a connection of its own. */
-function readDb<T>(path: string, query: string, ...params: unknown[]): T[] {
-  const db = new BetterSqlite3(path, { readonly: true, fileMustExist: true });
+/** Reads the database through a connection of its own. */
+async function readDb<T>(url: string, query: (db: Kysely<Database>) => Promise<T>): Promise<T> {
+  const db = inspectDatabase(url);
   try {
-    return db.prepare(query).all(...params) as T[];
+    return await query(db);
   } finally {
-    db.close();
+    await db.destroy();
   }
 }
 
-describe('in-process restart on the same database file', () => {
+describe('in-process restart on the same database', () => {
   const clock = testClock(START);
   let server: TestServer | undefined;
 
@@ -250,7 +253,7 @@ describe('in-process restart on the same database file', () => {
     await send(repeat(5, { type: 'call', project_id: 'proj_abc123' }));
     // Two hours of silence, ticking every few minutes: the window empties, old batches are pruned.
     for (let at = START; at <= START + 2 * 60 * MINUTE; at += 5 * MINUTE) await tick(at);
-    expect(readDb(server!.dbPath, 'select seq from telemetry_batches')).toEqual([]);
+    expect(await readDb(server!.dbPath, (db) => db.selectFrom('telemetry_batches').select('seq').execute())).toEqual([]);
     const firing = (await server!.request('GET', `/v1/alert-rules/${quiet.id}`)).body;
     expect(firing).toMatchObject({ current_state: 'alert', current_value: 0, since: iso(START + 5 * MINUTE) });
     const eventsBefore = await outbox();
@@ -270,11 +273,14 @@ describe('in-process restart on the same database file', () => {
 
 describe('kill -9 of alerts serve', () => {
   const apiKey = 'bootstrap_' + randomBytes(24).toString('hex');
-  const dbPath = () => join(dir, 'alerts.db');
+  let dbPath: string;
+  beforeEach(async () => {
+    dbPath = await databaseUrlFor(dir);
+  });
   const serve = () =>
     startCliServer({
       cwd: dir,
-      env: { DATABASE_URL: dbPath(), ALERTS_BOOTSTRAP_API_KEY: apiKey, ALERTS_EVALUATION_INTERVAL_MS: '200', ALERTS_DELIVERY_WORKER: 'off', LOG_LEVEL: 'warn' },
+      env: { DATABASE_URL: dbPath, ALERTS_BOOTSTRAP_API_KEY: apiKey, ALERTS_EVALUATION_INTERVAL_MS: '200', ALERTS_DELIVERY_WORKER: 'off', LOG_LEVEL: 'warn' },
     });
 
   async function call(server: CliServer, method: string, path: string, body?: unknown) {
@@ -310,8 +316,8 @@ describe('kill -9 of alerts serve', () => {
     // No grace period: SIGKILL straight after the 202.
     await killed(first);
 
-    // What is on disk right after the kill, before any restart.
-    const onDisk = readDb<{ current_state: string; since: string }>(dbPath(), 'select current_state, since from alert_rules where id = ?', id);
+    // What the database holds right after the kill, before any restart.
+    const onDisk = await readDb(dbPath, (db) => db.selectFrom('alert_rules').select(['current_state', 'since']).where('id', '=', id).execute());
     expect(onDisk).toEqual([{ current_state: 'alert', since: expect.any(String) }]);
     const since = onDisk[0]!.since;
 
@@ -329,7 +335,7 @@ describe('kill -9 of alerts serve', () => {
     expect((await call(second, 'GET', `/v1/alert-rules/${id}`)).body).toMatchObject({ current_state: 'alert', since, current_value: 4 });
     expect((await second.stop()).code).toBe(0);
 
-    const events = readDb<{ event_type: string; payload: string }>(dbPath(), 'select event_type, payload from alert_events where rule_id = ? order by seq', id);
+    const events = await readDb(dbPath, (db) => db.selectFrom('alert_events').select(['event_type', 'payload']).where('rule_id', '=', id).orderBy('seq').execute());
     expect(events.map((e) => e.event_type)).toEqual(['alerts.triggered']);
     expect(JSON.parse(events[0]!.payload).alert).toMatchObject({ id, previous_state: 'no_data', current_value: 3, triggered_at: since });
   });
@@ -369,7 +375,7 @@ describe('kill -9 of alerts serve', () => {
     await killed(first);
     await Promise.all(streams);
 
-    const batches = readDb<{ deltas: string }>(dbPath(), 'select deltas from telemetry_batches');
+    const batches = await readDb(dbPath, (db) => db.selectFrom('telemetry_batches').select('deltas').execute());
     expect(batches.length).toBeGreaterThanOrEqual(acknowledged);
     expect(batches.length).toBeLessThanOrEqual(started);
 
@@ -381,7 +387,7 @@ describe('kill -9 of alerts serve', () => {
     expect(rule.current_state).toBe('alert');
     expect((await second.stop()).code).toBe(0);
 
-    const events = readDb<{ event_type: string }>(dbPath(), 'select event_type from alert_events where rule_id = ?', id);
+    const events = await readDb(dbPath, (db) => db.selectFrom('alert_events').select('event_type').where('rule_id', '=', id).execute());
     expect(events).toEqual([{ event_type: 'alerts.triggered' }]);
   });
 });

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BODY_LIMIT_BYTES } from '../src/http/app.js';
+import { databaseUrlFor, dropDatabaseFor } from './helpers/database.js';
 import { killAllChildren, lastLine, runCli, startCliServer, type CliServer } from './helpers/cli-process.js';
 import { endpointBody, ruleBody, startTestServer, type TestServer } from './helpers/server.js';
 
@@ -73,13 +74,14 @@ describe('the service as a process', () => {
   let dir: string;
   let dbPath: string;
 
-  beforeEach(() => {
+  beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'alerts-service-test-'));
-    dbPath = join(dir, 'alerts.db');
+    dbPath = await databaseUrlFor(dir);
   });
   afterEach(async () => {
     await killAllChildren();
     rmSync(dir, { recursive: true, force: true });
+    await dropDatabaseFor(dir);
   });
 
   async function createKey(account: string): Promise<string> {

@@ -1,5 +1,5 @@
 /**
- * One database, one server. A second `alerts serve` on the same SQLite file is refused at
+ * One database, one server. A second `alerts serve` on the same database is refused at
  * start-up with a message naming the running one, before it touches anything (it must not
  * take back the first one's deliveries in flight); CLI commands still run beside it. The
  * lease dies with its process: after kill -9 the next start takes over at once.
@@ -7,11 +7,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/logger.js';
 import { acquireServerLease, DatabaseInUseError } from '../src/server-lease.js';
-import { locationOf } from './helpers/database.js';
+import { databaseUrlFor, dropDatabaseFor, inspectDatabase, locationOf } from './helpers/database.js';
 import { openStore, type Store } from '../src/store/store.js';
 import { killAllChildren, lastLine, runCli, startCliServer } from './helpers/cli-process.js';
 import { startHttpsReceiver, testTls, type HttpsReceiver } from './helpers/https-receiver.js';
@@ -22,22 +21,24 @@ let dir: string;
 let dbPath: string;
 const cleanups: (() => Promise<void>)[] = [];
 
-beforeEach(() => {
+beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'alerts-single-server-'));
-  dbPath = join(dir, 'alerts.db');
+  dbPath = await databaseUrlFor(dir);
 });
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   await killAllChildren();
   rmSync(dir, { recursive: true, force: true });
+  await dropDatabaseFor(dir);
 });
 
-function deliveryRows(): { status: string; attempts: number }[] {
-  const db = new BetterSqlite3(dbPath, { readonly: true, fileMustExist: true });
+/** The deliveries as stored, read through a connection of its own. */
+async function deliveryRows(): Promise<{ status: string; attempts: number }[]> {
+  const db = inspectDatabase(dbPath);
   try {
-    return db.prepare('select status, attempts from webhook_deliveries').all() as { status: string; attempts: number }[];
+    return await db.selectFrom('webhook_deliveries').select(['status', 'attempts']).execute();
   } finally {
-    db.close();
+    await db.destroy();
   }
 }
 
@@ -47,7 +48,7 @@ async function receiver(): Promise<HttpsReceiver> {
   return r;
 }
 
-describe('a second alerts serve on the same database file', () => {
+describe('a second alerts serve on the same database', () => {
   it('is refused with a message naming the running server, leaves its deliveries in flight alone, and CLI commands still run', { timeout: 60_000 }, async () => {
     const created = await runCli(['keys', 'create', '--account', 'acme'], { cwd: dir, env: { DATABASE_URL: dbPath } });
     expect(created.code, created.stderr).toBe(0);
@@ -65,7 +66,7 @@ describe('a second alerts serve on the same database file', () => {
     await api('POST', '/v1/alert-rules', { name: 'errors', metric: 'api_errors', operator: '>=', threshold_value: 1, window_duration: '5m' });
     await api('POST', '/v1/telemetry/events', { events: [{ type: 'api_error' }] });
     await hanging.waitFor(1);
-    expect(deliveryRows()).toEqual([{ status: 'in_flight', attempts: 1 }]);
+    expect(await deliveryRows()).toEqual([{ status: 'in_flight', attempts: 1 }]);
 
     for (const extra of [{}, { ALERTS_DELIVERY_WORKER: 'off' }] as Record<string, string>[]) {
       const started = Date.now();
@@ -76,7 +77,7 @@ describe('a second alerts serve on the same database file', () => {
       expect(Date.now() - started).toBeLessThan(10_000);
     }
     // The refused start-up did not take back the running server's delivery in flight.
-    expect(deliveryRows()).toEqual([{ status: 'in_flight', attempts: 1 }]);
+    expect(await deliveryRows()).toEqual([{ status: 'in_flight', attempts: 1 }]);
 
     const listed = await runCli(['keys', 'list'], { cwd: dir, env: { DATABASE_URL: dbPath } });
     expect(listed.code, listed.stderr).toBe(0);
@@ -153,7 +154,10 @@ describe('the server lease', () => {
 describe('ALERTS_DELIVERY_WORKER=off', () => {
   it('records deliveries without sending them; a server with the worker on sends them later', async () => {
     const testDir = mkdtempSync(join(tmpdir(), 'alerts-worker-off-'));
-    cleanups.push(async () => rmSync(testDir, { recursive: true, force: true }));
+    cleanups.push(async () => {
+      rmSync(testDir, { recursive: true, force: true });
+      await dropDatabaseFor(testDir);
+    });
     const r = await receiver();
     const off = await startTestServer({ dir: testDir, env: { ALERTS_WEBHOOK_ALLOWED_CIDRS: '127.0.0.1/32', ALERTS_DELIVERY_WORKER: 'off' } });
     const endpoint = await createEndpoint(off, { url: r.url });

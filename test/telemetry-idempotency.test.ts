@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
+import { dropDatabaseFor } from './helpers/database.js';
 import { startTestServer, testClock, type TestServer } from './helpers/server.js';
 
 const START = Date.parse('2026-03-15T10:30:00.000Z');
@@ -100,7 +101,10 @@ describe('Idempotency-Key', () => {
 
   it('still recognises the batch after a restart', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'alerts-idempotency-'));
-    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    cleanups.push(async () => {
+      rmSync(dir, { recursive: true, force: true });
+      await dropDatabaseFor(dir);
+    });
     const clock = testClock(START);
     const first = await startTestServer({ clock, dir });
     const calls1 = await callCounter(first);

@@ -1,6 +1,6 @@
-import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decodeDeltas } from '../src/engine/aggregates.js';
+import { inspectDatabase } from './helpers/database.js';
 import { ruleBody, snapshotDatabase, startTestServer, testClock, type RequestOptions, type TestServer } from './helpers/server.js';
 
 /**
@@ -37,16 +37,12 @@ async function accountId(name: string): Promise<string> {
 }
 
 /** The stored batches, read through a connection of its own: only committed rows are seen. */
-function committedBatches(): { account_id: string; received_at: number; deltas: string }[] {
-  const db = new BetterSqlite3(server.dbPath, { readonly: true, fileMustExist: true });
+async function committedBatches(): Promise<{ account_id: string; received_at: number; deltas: string }[]> {
+  const db = inspectDatabase(server.dbPath);
   try {
-    return db.prepare('select account_id, received_at, deltas from telemetry_batches order by seq').all() as {
-      account_id: string;
-      received_at: number;
-      deltas: string;
-    }[];
+    return await db.selectFrom('telemetry_batches').select(['account_id', 'received_at', 'deltas']).orderBy('seq').execute();
   } finally {
-    db.close();
+    await db.destroy();
   }
 }
 
@@ -113,7 +109,7 @@ describe('accepting telemetry', () => {
   });
 
   it('has the batch committed in telemetry_batches before it answers, with scope and time of receipt', async () => {
-    expect(committedBatches()).toEqual([]);
+    expect(await committedBatches()).toEqual([]);
     clock.advance(1234);
     await accepted([
       { type: 'call', project_id: 'proj_a' },
@@ -124,10 +120,10 @@ describe('accepting telemetry', () => {
       { type: 'function_error', project_id: null },
     ]);
     // Read at once, from another connection: the 202 came after the commit.
-    const batches = committedBatches();
+    const batches = await committedBatches();
     expect(batches).toHaveLength(1);
     expect(batches[0]!.account_id).toBe(await accountId('acme'));
-    expect(Number(batches[0]!.received_at)).toBe(START + 1234);
+    expect(batches[0]!.received_at).toBe(START + 1234);
     expect(storedCounts(batches)).toEqual({ call: 2, call_crash: 1, turn: 1, api_error: 1, function_error: 1 });
     expect(storedCounts(batches, 'proj_a')).toEqual({ call: 2, call_crash: 0, turn: 1, api_error: 0, function_error: 0 });
     expect(storedCounts(batches, null)).toEqual({ call: 0, call_crash: 1, turn: 0, api_error: 0, function_error: 1 });
@@ -135,7 +131,7 @@ describe('accepting telemetry', () => {
     expect(late.second).toBe(Math.floor((START - 30 * 60_000) / 1000));
 
     await accepted([{ type: 'call' }]);
-    expect(committedBatches()).toHaveLength(2);
+    expect(await committedBatches()).toHaveLength(2);
   });
 
   it('counts each type toward its metric, project events toward the account too', async () => {
@@ -178,7 +174,7 @@ describe('accepting telemetry', () => {
     expect(JSON.stringify({ events }).length).toBeGreaterThan(2 * 1024 * 1024);
     await accepted(events);
     expect(await ruleOf(rule.id)).toMatchObject({ current_state: 'alert', current_value: 10_000 });
-    expect(storedCounts(committedBatches()).call).toBe(10_000);
+    expect(storedCounts(await committedBatches()).call).toBe(10_000);
   });
 
   it('accepts event times from exactly 5 minutes ahead to just under 60 minutes old', async () => {
@@ -368,7 +364,7 @@ describe('accounts', () => {
     const events = await server.service.store.alertEvents.list(otherId);
     expect(events).toEqual([]);
     expect((await server.request('GET', '/v1/alerts', { key: otherKey })).body.data).toEqual([]);
-    const stored = committedBatches();
+    const stored = await committedBatches();
     expect(storedCounts(stored.filter((b) => b.account_id === otherId))).toEqual({
       call: 1,
       call_crash: 0,

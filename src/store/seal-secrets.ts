@@ -5,24 +5,30 @@ import { isPlainSealed, type SecretCipher } from './secret-cipher.js';
 
 /**
  * Encrypts the signing secrets stored in plain text before a secret key was configured;
- * returns how many were sealed. A step of schema migration: the store runs it in `trx`,
- * under the migration lock, at the server's start-up and in `alerts migrate` (a key may be
+ * returns how many were sealed. A step of schema migration: the store runs it, in a transaction
+ * holding the migration lock, at the server's start-up and in `alerts migrate` (a key may be
  * configured long after the schema migrations ran, so it cannot be a one-off migration).
  */
-export async function sealPlainSecrets(trx: Kysely<Database>, adapter: StoreAdapter, cipher: SecretCipher): Promise<number> {
+export async function sealPlainSecrets(db: Kysely<Database>, adapter: StoreAdapter, cipher: SecretCipher): Promise<number> {
   if (!cipher.encrypting) return 0;
-  const rows = await trx.selectFrom('webhook_endpoints').select(['id', 'signing_secret']).execute();
-  const plain = rows.filter((row) => isPlainSealed(row.signing_secret));
-  if (plain.length === 0) return 0;
-  return adapter.overwritingSecrets(trx, async () => {
-    for (const row of plain) {
-      await trx
-        .updateTable('webhook_endpoints')
-        .set({ signing_secret: cipher.seal(cipher.open(row.signing_secret, row.id), row.id) })
-        .where('id', '=', row.id)
-        .where('signing_secret', '=', row.signing_secret)
-        .execute();
-    }
-    return plain.length;
-  });
+  const plainOnes = async (from: Kysely<Database>) =>
+    (await from.selectFrom('webhook_endpoints').select(['id', 'signing_secret']).execute()).filter((row) => isPlainSealed(row.signing_secret));
+  // Usually none: one read, no lock.
+  if ((await plainOnes(db)).length === 0) return 0;
+  // The scrubbing (SQLite: zeroed free space and a truncated WAL; PostgreSQL: VACUUM) cannot
+  // run inside a transaction: it wraps the locked transaction that overwrites.
+  return adapter.overwritingSecrets(db, () =>
+    adapter.withMigrationLock(db, async (trx) => {
+      const plain = await plainOnes(trx);
+      for (const row of plain) {
+        await trx
+          .updateTable('webhook_endpoints')
+          .set({ signing_secret: cipher.seal(cipher.open(row.signing_secret, row.id), row.id) })
+          .where('id', '=', row.id)
+          .where('signing_secret', '=', row.signing_secret)
+          .execute();
+      }
+      return plain.length;
+    }),
+  );
 }

@@ -125,7 +125,7 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
   let schema: SchemaReport;
   try {
     const applied = await migrate(db, adapter, options.migrations ?? 'apply');
-    const sealed = options.sealSecrets === true ? await adapter.withMigrationLock(db, async (trx) => sealPlainSecrets(trx, adapter, cipher)) : 0;
+    const sealed = options.sealSecrets === true ? await sealPlainSecrets(db, adapter, cipher) : 0;
     const names = Object.keys(await migrationProvider(adapter.migration).getMigrations());
     schema = { applied, version: names[names.length - 1]!, sealedSecrets: sealed };
   } catch (error) {

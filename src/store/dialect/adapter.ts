@@ -27,8 +27,9 @@ export interface StoreAdapter {
    */
   withMigrationLock<T>(db: Kysely<Database>, fn: (trx: Kysely<Database>) => Promise<T>): Promise<T>;
   /**
-   * Runs `fn`, which overwrites secrets, so that no copy of the overwritten values stays
-   * readable in the database's files afterwards as far as the engine allows.
+   * Runs `fn`, which overwrites secrets (in transactions of its own), so that no copy of the
+   * overwritten values stays readable in the database's files afterwards as far as the
+   * engine allows. Not to be called inside a transaction.
    */
   overwritingSecrets<T>(db: Kysely<Database>, fn: () => Promise<T>): Promise<T>;
 }
