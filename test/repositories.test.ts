@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AppError } from '../src/domain/errors.js';
 import { ID_PREFIX, newId } from '../src/domain/ids.js';
-import { openStore, type Store } from '../src/store/store.js';
+import { sql } from 'kysely';
+import { MigrationError, openStore, type Store } from '../src/store/store.js';
 import { runCli } from './helpers/cli-process.js';
 import { dropDatabaseFor, freshDatabaseUrl, locationOf, onPostgres } from './helpers/database.js';
 
@@ -96,6 +97,19 @@ describe.each(implementations)('a new $name database', ({ name }) => {
 });
 
 describe.each(implementations)('the $name store', ({ open }) => {
+  it('refuses to open a database migrated by a newer version, naming what it does not know, and changes nothing', async () => {
+    const store = await open();
+    await sql`insert into kysely_migration (name, timestamp) values ('9999-from-the-future', '2030-01-01T00:00:00.000Z')`.execute(store.db);
+    // One pending migration makes the runner take the lock and look at what is applied.
+    await sql`delete from kysely_migration where name = '0009-telemetry-idempotency'`.execute(store.db);
+    const reopened = openStore({ location: locationOf(store.location) });
+    await expect(reopened).rejects.toBeInstanceOf(MigrationError);
+    await expect(reopened).rejects.toThrow(/newer than this version of alerts \(it has 9999-from-the-future\)/);
+    const names = (await sql<{ name: string }>`select name from kysely_migration order by name`.execute(store.db)).rows.map((r) => r.name);
+    expect(names).toContain('9999-from-the-future');
+    expect(names).not.toContain('0009-telemetry-idempotency');
+  });
+
   it('round-trips booleans, integers beyond 2^31, timestamps with milliseconds and JSON text exactly', async () => {
     const store = await open();
     const account = await store.accounts.ensure('acme', iso(NOW));

@@ -100,11 +100,12 @@ function writeChecker(db: Kysely<Database>, health: WriteHealth): () => Promise<
 
 /**
  * Applies pending migrations, or checks that none is pending; returns the names applied, in
- * order. Throws MigrationError naming the cause.
+ * order, and the version the schema is now at. Throws MigrationError naming the cause.
  */
-async function migrate(db: Kysely<Database>, adapter: StoreAdapter, mode: 'apply' | 'verify'): Promise<string[]> {
+async function migrate(db: Kysely<Database>, adapter: StoreAdapter, mode: 'apply' | 'verify'): Promise<{ applied: string[]; version: string }> {
   const migrations = await migrationProvider(adapter.migration).getMigrations();
-  if (mode === 'apply') return runMigrations(db, adapter, migrations);
+  const version = Object.keys(migrations).sort().at(-1)!;
+  if (mode === 'apply') return { applied: await runMigrations(db, adapter, migrations), version };
   const pending = await pendingMigrations(db, migrations);
   if (pending.length > 0) {
     throw new MigrationError(
@@ -112,7 +113,7 @@ async function migrate(db: Kysely<Database>, adapter: StoreAdapter, mode: 'apply
         'run `alerts migrate` with a user allowed to change the schema, or set ALERTS_AUTO_MIGRATE=on',
     );
   }
-  return [];
+  return { applied: [], version };
 }
 
 /** Opens the database, applies pending migrations and returns the repositories. */
@@ -124,10 +125,9 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
   const webhookEndpoints = createWebhookEndpointsRepository(db, cipher);
   let schema: SchemaReport;
   try {
-    const applied = await migrate(db, adapter, options.migrations ?? 'apply');
-    const sealed = options.sealSecrets === true ? await sealPlainSecrets(db, adapter, cipher) : 0;
-    const names = Object.keys(await migrationProvider(adapter.migration).getMigrations());
-    schema = { applied, version: names[names.length - 1]!, sealedSecrets: sealed };
+    const { applied, version } = await migrate(db, adapter, options.migrations ?? 'apply');
+    const sealedSecrets = options.sealSecrets === true ? await sealPlainSecrets(db, adapter, cipher) : 0;
+    schema = { applied, version, sealedSecrets };
   } catch (error) {
     await db.destroy();
     if (error instanceof MigrationError) throw error;

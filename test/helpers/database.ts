@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { Kysely } from 'kysely';
+import { Kysely, sql } from 'kysely';
 import pg from 'pg';
 import { parseDatabaseUrl, type DatabaseLocation } from '../../src/config.js';
 import { createAdapter } from '../../src/store/dialect/index.js';
@@ -90,4 +90,19 @@ export async function dropRunSchemas(prefix: string): Promise<void> {
   } finally {
     await pool.end();
   }
+}
+
+/**
+ * Every row of every table of the database the test uses (on PostgreSQL, of its own schema
+ * only: others run beside it), rows as JSON text, sorted (PostgreSQL returns rows in storage
+ * order, which any update may change), tables by name.
+ */
+export async function tableRows(db: Kysely<Database>): Promise<Record<string, string[]>> {
+  const schema = onPostgres ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(db)).rows[0]!.schema : undefined;
+  const tables = (await db.introspection.getTables()).filter((t) => schema === undefined || t.schema === schema).map((t) => t.name).sort();
+  const rows: Record<string, string[]> = {};
+  for (const name of tables) {
+    rows[name] = (await sql`select * from ${sql.table(name)}`.execute(db)).rows.map((row) => JSON.stringify(row)).sort();
+  }
+  return rows;
 }

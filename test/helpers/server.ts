@@ -1,7 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import { expect } from 'vitest';
 import { loadConfig } from '../../src/config.js';
@@ -9,7 +8,7 @@ import type { Clock } from '../../src/domain/clock.js';
 import type { LookupFunction } from '../../src/delivery/webhook-client.js';
 import { createLogger } from '../../src/logger.js';
 import { createService, type Service } from '../../src/service.js';
-import { databaseUrlFor, dropDatabaseFor, onPostgres } from './database.js';
+import { databaseUrlFor, dropDatabaseFor, tableRows } from './database.js';
 import { validatePublishedResponse } from './published-spec.js';
 
 export interface ApiResponse<T = any> {
@@ -161,18 +160,9 @@ export function endpointBody(overrides: Record<string, unknown> = {}): Record<st
 
 /** Every row of every table, to prove that a rejected request changed nothing. */
 export async function snapshotDatabase(service: Service): Promise<Record<string, unknown[]>> {
-  const db = service.store.db;
-  // PostgreSQL: only the tables of this test's schema (others run beside it in one database).
-  const schema = onPostgres ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(db)).rows[0]!.schema : undefined;
-  const tables = (await db.introspection.getTables()).filter((t) => schema === undefined || t.schema === schema).map((t) => t.name).sort();
-  const snapshot: Record<string, unknown[]> = {};
-  for (const name of tables) {
-    // The server's own lease is renewed on a timer, whatever the requests do.
-    if (name === 'server_lease') continue;
-    // Sorted: PostgreSQL returns rows in storage order, which any update may change.
-    const rows = (await sql`select * from ${sql.table(name)}`.execute(db)).rows;
-    snapshot[name] = rows.map((row) => JSON.stringify(row)).sort();
-  }
+  const snapshot = await tableRows(service.store.db);
+  // The server's own lease is renewed on a timer, whatever the requests do.
+  delete snapshot.server_lease;
   return snapshot;
 }
 

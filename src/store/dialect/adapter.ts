@@ -11,7 +11,7 @@ export interface StoreAdapter {
   readonly name: 'sqlite' | 'postgres';
   /** Where the database is, for messages: a file path, or a URL without its password. */
   readonly display: string;
-  /** The Kysely dialect, its connections already opened through `guardConnection`. */
+  /** The Kysely dialect; every connection it opens goes through `guardConnection` (guard.ts). */
   readonly dialect: Dialect;
   readonly migration: MigrationDialect;
   /**
@@ -19,8 +19,6 @@ export interface StoreAdapter {
    * stay below it (SQLite allows 32,766; PostgreSQL's protocol 65,535).
    */
   readonly maxParameters: number;
-  /** What a driver error means to us (see errors.ts), or undefined for anything else. */
-  classifyError(error: unknown): DatabaseFailure | undefined;
   /**
    * Runs `fn` in a transaction holding the lock schema migrations hold, so that it runs in
    * one process at a time even when several start at once.
@@ -37,7 +35,7 @@ export interface StoreAdapter {
 /** The driver errors the store translates, whatever the database says them with. */
 export type DatabaseFailure =
   /** A unique or primary key constraint refused the write: a concurrent request won a race. */
-  | { kind: 'uniqueViolation'; constraint: string | undefined }
+  | { kind: 'uniqueViolation' }
   /** A transaction lost to a concurrent one (serialization failure, deadlock): try it again. */
   | { kind: 'serialization' }
   /** The database stayed locked, or out of connections, for longer than we wait. */
@@ -47,7 +45,6 @@ export type DatabaseFailure =
 
 /** What migrations need to know of the dialect: how to declare an auto-incrementing key. */
 export interface MigrationDialect {
-  readonly name: 'sqlite' | 'postgres';
   readonly autoIncrementType: ColumnDataType;
   autoIncrement(column: ColumnDefinitionBuilder): ColumnDefinitionBuilder;
 }

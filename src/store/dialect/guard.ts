@@ -16,7 +16,6 @@ export function translateDatabaseError(failure: DatabaseFailure | undefined, err
   if (error instanceof AppError || failure === undefined) return error;
   switch (failure.kind) {
     case 'uniqueViolation':
-      return new AppError('conflict', 'a concurrent request changed the same data; try again', undefined, { cause: error });
     case 'serialization':
       return new AppError('conflict', 'a concurrent request changed the same data; try again', undefined, { cause: error });
     case 'busy':

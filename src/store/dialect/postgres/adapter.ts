@@ -5,8 +5,8 @@ import { createPostgresPool } from './connection.js';
 import { classifyPostgresError } from './errors.js';
 
 /**
- * The advisory lock Kysely's migrator holds while it migrates (its PostgresAdapter's
- * LOCK_ID): our own migration steps take the same one.
+ * The advisory lock migrations hold (the id Kysely's migrator used, so a process of an
+ * earlier version migrating at the same time waits for it too).
  */
 const MIGRATION_LOCK_ID = '3853314791062309107';
 
@@ -29,13 +29,11 @@ export function createPostgresAdapter(options: PostgresAdapterOptions): StoreAda
       onCreateConnection: async (connection) => guardConnection(connection, classifyPostgresError, options.health),
     }),
     migration: {
-      name: 'postgres',
       autoIncrementType: 'bigserial',
       autoIncrement: (column) => column.primaryKey(),
     },
     // The wire protocol counts parameters in 16 bits.
     maxParameters: 65_535,
-    classifyError: classifyPostgresError,
     async withMigrationLock(db, fn) {
       return db.transaction().execute(async (trx) => {
         await sql`select pg_advisory_xact_lock(${sql.lit(MIGRATION_LOCK_ID)}::bigint)`.execute(trx);

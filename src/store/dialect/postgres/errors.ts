@@ -16,7 +16,7 @@ export function classifyPostgresError(error: unknown): DatabaseFailure | undefin
     return undefined;
   }
   if (UNREACHABLE.has(code)) return { kind: 'storage', message };
-  if (code === '23505') return { kind: 'uniqueViolation', constraint: (error as { constraint?: string }).constraint };
+  if (code === '23505') return { kind: 'uniqueViolation' };
   // serialization_failure, deadlock_detected
   if (code === '40001' || code === '40P01') return { kind: 'serialization' };
   // too_many_connections, lock_not_available, cannot_connect_now

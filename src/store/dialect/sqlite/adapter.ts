@@ -15,13 +15,11 @@ export function createSqliteAdapter(path: string, health: WriteHealth): StoreAda
       onCreateConnection: async (connection) => guardConnection(connection, classifySqliteError, health),
     }),
     migration: {
-      name: 'sqlite',
       autoIncrementType: 'integer',
       autoIncrement: (column) => column.primaryKey().autoIncrement(),
     },
     // SQLITE_MAX_VARIABLE_NUMBER of the SQLite that better-sqlite3 bundles.
     maxParameters: 32_766,
-    classifyError: classifySqliteError,
     // Every transaction begins with the file's write lock (`begin immediate`, connection.ts):
     // one process at a time, the others wait for it (busy_timeout).
     withMigrationLock: (db, fn) => db.transaction().execute(fn),

@@ -7,11 +7,7 @@ const STORAGE_FAILURE_CODE = /^SQLITE_(FULL|IOERR|READONLY|CORRUPT|NOTADB|CANTOP
 export function classifySqliteError(error: unknown): DatabaseFailure | undefined {
   const code = (error as { code?: unknown }).code;
   if (typeof code !== 'string') return undefined;
-  if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
-    // "UNIQUE constraint failed: table.column[, table.column]"
-    const constraint = /failed: (.*)$/.exec((error as Error).message)?.[1];
-    return { kind: 'uniqueViolation', constraint };
-  }
+  if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return { kind: 'uniqueViolation' };
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) return { kind: 'busy' };
   if (STORAGE_FAILURE_CODE.test(code)) return { kind: 'storage', message: (error as Error).message };
   return undefined;
