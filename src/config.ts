@@ -36,6 +36,20 @@ export interface Config {
   readonly http: HttpServerConfig;
   /** false: start-up refuses a database whose schema is behind instead of migrating it (`alerts migrate` does). */
   readonly autoMigrate: boolean;
+  /**
+   * How long a shard lease (and an instance's membership) lasts without renewal
+   * (`ALERTS_LEASE_TTL`): a dead instance's shards move after this.
+   */
+  readonly leaseTtlMs: number;
+}
+
+/** `ALERTS_LEASE_TTL`: `500ms`, `10s`, `1m`; between 1 second and 5 minutes. */
+export function parseLeaseTtl(text: string): number {
+  const match = /^(\d+)(ms|s|m)$/.exec(text.trim());
+  if (!match) throw new Error(`"${text}" is not a duration such as "10s", "1500ms" or "1m"`);
+  const ms = Number(match[1]) * (match[2] === 'ms' ? 1 : match[2] === 's' ? 1000 : 60_000);
+  if (ms < 1000 || ms > 300_000) throw new Error(`"${text}" is outside 1s to 5m`);
+  return ms;
 }
 
 /** Limits of the HTTP server on slow or numerous clients. */
@@ -71,6 +85,7 @@ export class ConfigError extends Error {
 interface RawEnv {
   ALERTS_DATABASE_POOL_SIZE: number;
   ALERTS_AUTO_MIGRATE: 'on' | 'off';
+  ALERTS_LEASE_TTL: string;
   HOST: string;
   PORT: number;
   LOG_LEVEL: string;
@@ -116,6 +131,7 @@ const ENV_SCHEMA = {
     ALERTS_DELIVERY_ACCOUNT_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 1024, default: 16 },
     ALERTS_DATABASE_POOL_SIZE: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
     ALERTS_AUTO_MIGRATE: { type: 'string', enum: ['on', 'off'], default: 'on' },
+    ALERTS_LEASE_TTL: { type: 'string', default: '10s' },
   },
 } as const;
 
@@ -181,8 +197,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       throw new ConfigError(`ALERTS_WEBHOOK_ALLOWED_CIDRS: ${(error as Error).message}`);
     }
   }
+  let leaseTtlMs: number;
+  try {
+    leaseTtlMs = parseLeaseTtl(raw.ALERTS_LEASE_TTL);
+  } catch (error) {
+    throw new ConfigError(`ALERTS_LEASE_TTL: ${(error as Error).message}`);
+  }
   return Object.freeze({
     host: raw.HOST,
+    leaseTtlMs,
     port: raw.PORT,
     logLevel: raw.LOG_LEVEL,
     databaseUrl: raw.DATABASE_URL,

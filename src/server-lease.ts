@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { LeaseHolder, ServerLeaseRepository } from './domain/ports/server-lease-repository.js';
 
 /**
- * One database, one server: two servers on the same file would each evaluate only the
+ * One SQLite database, one server (PostgreSQL takes several: src/cluster/): two servers on the same file would each evaluate only the
  * telemetry they received (missing alerts), and each one's start-up would take back the
  * other's webhook deliveries in flight. So a server holds a lease, a row in the database,
  * for as long as it runs: renewed every few seconds, released on shutdown, and expiring on
@@ -31,7 +31,8 @@ export class DatabaseInUseError extends Error {
   ) {
     super(
       `another alerts server (pid ${holder.pid} on host ${holder.hostname}) is using ${databasePath}; stop it first. ` +
-        'Only one server may run on a database (CLI commands such as "alerts keys" and "alerts backup" may run beside it).',
+        'Only one server may run on a SQLite database (CLI commands such as "alerts keys" and "alerts backup" may run beside it); ' +
+        'to run several instances, use PostgreSQL (DATABASE_URL=postgres://...: see "Running several instances" in the README).',
     );
     this.name = 'DatabaseInUseError';
   }

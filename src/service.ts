@@ -15,7 +15,9 @@ import { createWebhookClient, type LookupFunction } from './delivery/webhook-cli
 import { createDeliveryWorker, type DeliveryWorker } from './delivery/worker.js';
 import { createEngine, type Engine } from './engine/engine.js';
 import { buildHttpApp } from './http/app.js';
-import { acquireServerLease } from './server-lease.js';
+import { createCoordinator, type Coordinator } from './cluster/coordinator.js';
+import { createRuleRouter } from './cluster/rule-router.js';
+import { acquireServerLease, type ServerLease } from './server-lease.js';
 import { openStore, type Store } from './store/store.js';
 
 export interface Service {
@@ -27,6 +29,8 @@ export interface Service {
   readonly apiKeys: ApiKeysService;
   /** Deletes alert events, webhook deliveries and attempts past ALERTS_EVENT_RETENTION, hourly. */
   readonly retention: RetentionPruner;
+  /** This instance's membership and shards. */
+  readonly coordinator: Coordinator;
   /** Stops accepting requests, finishes in-flight ones, stops the engine, closes the database. */
   close(): Promise<void>;
 }
@@ -50,26 +54,57 @@ export async function createService({ config, logger, clock = systemClock, looku
     migrations: config.autoMigrate ? 'apply' : 'verify',
     sealSecrets: config.autoMigrate,
     onIdleConnectionError: (error) => logger.warn({ err: error }, 'an idle database connection failed; the next query opens a new one'),
+    onNotificationsError: (error) => logger.warn({ err: error }, 'the connection listening for notifications failed; reconnecting (polling meanwhile)'),
   });
   if (store.schema.applied.length > 0) logger.info({ database: store.location, applied: store.schema.applied }, 'database schema migrated');
   if (store.schema.sealedSecrets > 0) logger.info({ sealed: store.schema.sealedSecrets }, 'signing secrets stored in plain text were sealed');
-  // Before anything evaluates rules or takes back deliveries in flight: one server per database.
-  const lease = await acquireServerLease({
-    repository: store.serverLease,
-    databasePath: config.database.display,
-    logger,
-    onLost: onLeaseLost ?? (() => {}),
-  }).catch(async (error: unknown) => {
-    await store.close();
-    throw error;
-  });
+  // SQLite: before anything evaluates rules or takes back deliveries in flight, one server
+  // per file. PostgreSQL: any number, sharing the shards (src/cluster/).
+  const lease: ServerLease | undefined = store.multiInstance
+    ? undefined
+    : await acquireServerLease({
+        repository: store.serverLease,
+        databasePath: config.database.display,
+        logger,
+        onLost: onLeaseLost ?? (() => {}),
+      }).catch(async (error: unknown) => {
+        await store.close();
+        throw error;
+      });
+  await store.notifications.start();
+  // The engine and the coordinator need each other: the engine writes under the
+  // coordinator's fences, the coordinator tells the engine which shards it holds.
+  const ownership: { coordinator?: Coordinator } = {};
   const webhookClient = createWebhookClient({
     guard: createAddressGuard(config.delivery.allowedCidrs),
     lookup,
     // Several endpoints may share an origin: connections are bounded by our own limits.
     connectionsPerOrigin: config.delivery.concurrency,
   });
+  const engine = createEngine({
+    store,
+    clock,
+    logger,
+    evaluationIntervalMs: config.evaluationIntervalMs,
+    onEventCommitted: () => deliveryWorker.kick(),
+    notifications: store.notifications,
+    ownership: {
+      fenceFor: (shard) => ownership.coordinator?.fenceFor(shard),
+      fenced: (shard) => ownership.coordinator?.fenced(shard),
+    },
+  });
+  const coordinator = createCoordinator({
+    repository: store.cluster,
+    notifications: store.notifications,
+    logger,
+    listener: engine,
+    ttlMs: config.leaseTtlMs,
+    exclusive: !store.multiInstance,
+  });
+  ownership.coordinator = coordinator;
   const deliveryWorker = createDeliveryWorker({
+    instanceId: coordinator.instanceId,
+    notifications: store.notifications,
     store,
     clock,
     logger,
@@ -89,27 +124,33 @@ export async function createService({ config, logger, clock = systemClock, looku
     onPruned: (counts) => logger.info(counts, 'pruned webhook deliveries and alert events past their retention'),
     onError: (error) => logger.error({ err: error }, 'pruning past retention failed'),
   });
-  const engine = createEngine({
-    store,
-    clock,
-    logger,
-    evaluationIntervalMs: config.evaluationIntervalMs,
-    onEventCommitted: () => deliveryWorker.kick(),
-  });
   try {
-    const apiKeys = createApiKeysService({ accounts: store.accounts, apiKeys: store.apiKeys, clock, authCacheTtlMs: config.authCacheTtlMs });
+    const apiKeys = createApiKeysService({
+      accounts: store.accounts,
+      apiKeys: store.apiKeys,
+      clock,
+      authCacheTtlMs: config.authCacheTtlMs,
+      notifications: store.notifications,
+    });
     if (config.bootstrapApiKey) {
       const outcome = await apiKeys.ensure('default', config.bootstrapApiKey);
       if (outcome === 'revoked') logger.warn('ALERTS_BOOTSTRAP_API_KEY was revoked earlier and stays revoked');
       else logger.info({ outcome }, 'bootstrap API key ensured for account "default"');
     }
     await engine.start();
+    await coordinator.start();
+    // The first share of shards is loaded before the API answers.
+    await engine.settled();
     if (config.delivery.workerEnabled) await deliveryWorker.start();
     retention.start();
     const app = await buildHttpApp({
       logger,
       apiKeys,
-      rules: createAlertRulesService({ rules: store.alertRules, evaluator: engine, clock }),
+      rules: createAlertRulesService({
+        rules: store.alertRules,
+        evaluator: createRuleRouter({ engine, notifications: store.notifications, rules: store.alertRules, logger }),
+        clock,
+      }),
       endpoints: createWebhookEndpointsService({
         endpoints: store.webhookEndpoints,
         clock,
@@ -141,25 +182,32 @@ export async function createService({ config, logger, clock = systemClock, looku
       webhookClient,
       apiKeys,
       retention,
+      coordinator,
       async close() {
         try {
-          await app.close();
+          // Shards are given up at once, so the others take them now, while requests in flight
+          // finish (batches then go to the new owners through the database); then what still
+          // runs here ends, while the heartbeat keeps its deliveries in flight from being reaped.
+          await Promise.all([app.close(), coordinator.stop()]);
           await engine.stop();
           await deliveryWorker.stop();
           await retention.stop();
           await webhookClient.close();
         } finally {
-          await lease.release();
+          await coordinator.leave();
+          await lease?.release();
           await store.close();
         }
       },
     };
   } catch (error) {
+    await coordinator.stop();
     await engine.stop();
     await deliveryWorker.stop();
     await retention.stop();
     await webhookClient.close();
-    await lease.release();
+    await coordinator.leave();
+    await lease?.release();
     await store.close();
     throw error;
   }

@@ -16,6 +16,7 @@ describe('loadConfig', () => {
       databaseUrl: './data/alerts.db',
       database: { kind: 'sqlite', path: join(CWD, 'data', 'alerts.db'), display: join(CWD, 'data', 'alerts.db') },
       autoMigrate: true,
+      leaseTtlMs: 10_000,
       bootstrapApiKey: undefined,
       secretKey: undefined,
       shutdownTimeoutMs: 10_000,
@@ -52,6 +53,7 @@ describe('loadConfig', () => {
         ALERTS_KEEP_ALIVE_TIMEOUT_MS: '4000',
         ALERTS_MAX_CONNECTIONS: '200',
         ALERTS_DELIVERY_ACCOUNT_CONCURRENCY: '4',
+        ALERTS_LEASE_TTL: '2500ms',
       },
       CWD,
     );
@@ -62,6 +64,7 @@ describe('loadConfig', () => {
       databaseUrl: 'sqlite:/var/lib/alerts/alerts.db',
       database: { kind: 'sqlite', path: '/var/lib/alerts/alerts.db', display: '/var/lib/alerts/alerts.db' },
       autoMigrate: true,
+      leaseTtlMs: 2500,
       bootstrapApiKey: bootstrap,
       secretKey: SECRET,
       shutdownTimeoutMs: 2500,
@@ -198,6 +201,15 @@ describe('loadConfig', () => {
     expect(loadConfig({ DATABASE_URL: 'postgres://db.internal/alerts' }, CWD).database).toMatchObject({ kind: 'postgres', poolSize: 10 });
     expect(loadConfig({ DATABASE_URL: 'postgres://db.internal/alerts', ALERTS_DATABASE_POOL_SIZE: '1' }, CWD).database).toMatchObject({ poolSize: 1 });
     expect(loadConfig({ DATABASE_URL: 'postgres://db.internal/alerts', ALERTS_DATABASE_POOL_SIZE: '1000' }, CWD).database).toMatchObject({ poolSize: 1000 });
+  });
+
+  it('holds shard leases for ALERTS_LEASE_TTL (default 10 s), 1 s to 5 min, and names the variable otherwise', () => {
+    expect(loadConfig({ ALERTS_LEASE_TTL: '2s' }, CWD).leaseTtlMs).toBe(2000);
+    expect(loadConfig({ ALERTS_LEASE_TTL: '1500ms' }, CWD).leaseTtlMs).toBe(1500);
+    expect(loadConfig({ ALERTS_LEASE_TTL: '5m' }, CWD).leaseTtlMs).toBe(300_000);
+    for (const bad of ['999ms', '6m', '10', 'soon', '']) {
+      expect(() => loadConfig({ ALERTS_LEASE_TTL: bad }, CWD)).toThrow(/ALERTS_LEASE_TTL/);
+    }
   });
 
   it('migrates at start-up unless ALERTS_AUTO_MIGRATE is off', () => {

@@ -1,14 +1,17 @@
 /**
- * Attempts are counted when they are claimed, and claims expire. A delivery whose attempt
- * kills the process every time ends failed after its last attempt instead of being retried
- * for ever; a claim left in flight past its `locked_until` is taken again by a running worker.
+ * Attempts are counted when they are claimed, and claims end without a result when their
+ * instance dies or they outlive their lease. A delivery whose attempt kills the process every
+ * time ends failed after its last attempt instead of being retried for ever; a claim left in
+ * flight past its `locked_until` is taken again by a running worker, even when its owner is
+ * still alive. (Claims shared by several instances: delivery-cluster.test.ts.)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NO_RESULT_ERROR } from '../src/domain/ports/deliveries-repository.js';
-import { databaseUrlFor, dropDatabaseFor, inspectDatabase } from './helpers/database.js';
+import { databaseUrlFor, dropDatabaseFor, inspectDatabase, onPostgres } from './helpers/database.js';
 import { killAllChildren, lastLine, runCli, startCliServer, type CliServer } from './helpers/cli-process.js';
 import { startHttpsReceiver, testTls, type HttpsReceiver } from './helpers/https-receiver.js';
 import { startTestServer, testClock, type TestServer } from './helpers/server.js';
@@ -80,11 +83,12 @@ describe('an attempt that kills the process', () => {
       await current.exited;
       current = await startCliServer({ cwd: dir, env });
     }
-    // The fourth start: the delivery's last attempt left no result, so it is failed, not sent again.
+    // The fourth start: the delivery's last attempt left no result (its instance is dead), so
+    // it is failed, not sent again.
     await eventually(rows, (list) => list[0]?.status === 'failed', 5_000);
     await sleep(1000);
     expect(r.requests).toHaveLength(3);
-    expect(await rows()).toEqual([{ status: 'failed', attempts: 3, last_error: 'no result recorded before the previous run ended' }]);
+    expect(await rows()).toEqual([{ status: 'failed', attempts: 3, last_error: NO_RESULT_ERROR }]);
     expect(current.stdout()).toContain('webhook delivery failed');
   });
 });
@@ -99,14 +103,18 @@ describe('a claim past its locked_until', () => {
     const delivered = await eventually(() => onlyDelivery(s, endpoint.id), (d) => d.status === 'delivered');
     expect(delivered.attempt_count).toBe(1);
 
-    // A claim of a worker that stalled: in flight, not expired yet.
+    // A claim of another instance that stalled, alive (its heartbeat goes on): in flight,
+    // its lease not passed yet.
     const db = s.service.store.db;
-    await db.updateTable('webhook_deliveries').set({ status: 'in_flight', locked_until: Date.now() + 60_000 }).execute();
+    const dbNow = onPostgres ? sql<number>`(floor(extract(epoch from clock_timestamp()) * 1000))::bigint` : sql<number>`cast(unixepoch('subsec') * 1000 as integer)`;
+    await sql`insert into cluster_instances (instance_id, pid, hostname, address, started_at, heartbeat_at, expires_at, stopping)
+              values ('stalled', 1, 'elsewhere', null, '2026-01-01T00:00:00.000Z', ${dbNow}, ${dbNow} + 600000, 0)`.execute(db);
+    await db.updateTable('webhook_deliveries').set({ status: 'in_flight', locked_by: 'stalled', locked_until: Date.now() + 60_000 }).execute();
     await sleep(1500);
     expect(r.requests).toHaveLength(1);
     expect((await onlyDelivery(s, endpoint.id)).status).toBe('in_flight');
 
-    // Once it expires, the next look for due work takes it again (the worker polls every second).
+    // Once its lease passes, the next reap takes it back (the worker looks every second).
     await db.updateTable('webhook_deliveries').set({ locked_until: Date.now() - 1 }).execute();
     await r.waitFor(2, 5000);
     const again = await eventually(() => onlyDelivery(s, endpoint.id), (d) => d.status === 'delivered');

@@ -166,18 +166,36 @@ describe('rules over stored telemetry (in process, injected clock)', () => {
     const record = telemetry.record.bind(telemetry);
     await send(repeat(5, { type: 'call', project_id: 'proj_r' }));
 
-    // One batch commits before the rule's read of storage runs, one after it ran.
+    // One batch commits before the rule's read of storage runs, one after it ran. The rule's
+    // shard is busy building its scope meanwhile, so their 202s (which wait for them to be
+    // applied) come after the rule's answer: the sends are awaited once it is created.
     let reads = 0;
+    const committed: Promise<unknown>[] = [];
+    const sendCommitted = async (events: Parameters<typeof send>[0]) => {
+      let done!: () => void;
+      const stored = new Promise<void>((resolve) => (done = resolve));
+      telemetry.record = async (batches) => {
+        const outcome = await record(batches);
+        telemetry.record = record;
+        done();
+        return outcome;
+      };
+      committed.push(send(events));
+      await stored;
+    };
     telemetry.accountBatchesSince = async (...args) => {
       if (reads++ > 0) return readBatches(...args);
-      await send(repeat(3, { type: 'call', project_id: 'proj_r' }));
+      await sendCommitted(repeat(3, { type: 'call', project_id: 'proj_r' }));
       const rows = await readBatches(...args);
-      await send(repeat(2, { type: 'call', project_id: 'proj_r' }));
+      await sendCommitted(repeat(2, { type: 'call', project_id: 'proj_r' }));
       return rows;
     };
     const first = await createRule({ name: 'first', project_id: 'proj_r', metric: 'call_volume' });
-    expect(first.current_value).toBe(10);
+    // Evaluated with what was applied when it came: the batches behind it count next, once.
+    expect(first.current_value).toBe(5);
     expect(reads).toBe(1);
+    await Promise.all(committed);
+    expect((await getRule(first.id)).current_value).toBe(10);
     const account = await createRule({ name: 'account', project_id: null, metric: 'call_volume' });
     expect(account.current_value).toBe(10);
 

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { shardOf } from '../src/domain/shards.js';
 import { AppError } from '../src/domain/errors.js';
 import { ID_PREFIX, newId } from '../src/domain/ids.js';
 import { sql } from 'kysely';
@@ -149,11 +150,11 @@ describe.each(implementations)('the $name store', ({ open }) => {
     expect(delivery).toMatchObject({ status: 'pending', attempts: 0, max_attempts: 3, next_attempt_at: NOW });
     expect(typeof delivery!.next_attempt_at).toBe('number');
 
-    const room = { forEndpoint: () => 8, forAccount: () => 8, fullEndpoints: [], fullAccounts: [] };
-    const claimed = await store.deliveries.claimDue(NOW, 10, 30_000, room);
+    const room = { forEndpoint: () => 8, forAccount: () => 8, fullEndpoints: [], fullAccounts: [], limits: { perEndpoint: 8 } };
+    const claimed = await store.deliveries.claimDue('instance-a', NOW, 10, 30_000, room);
     expect(claimed).toHaveLength(1);
     expect(claimed[0]).toMatchObject({ payload, attempts: 1, status: 'in_flight', headers: { 'X-Team': 'ops ✓' }, timeout_ms: 5000 });
-    expect(await store.deliveries.claimDue(NOW, 10, 30_000, room)).toEqual([]);
+    expect(await store.deliveries.claimDue('instance-a', NOW, 10, 30_000, room)).toEqual([]);
   });
 
   it('lists in creation order and filters the same way', async () => {
@@ -201,10 +202,11 @@ describe.each(implementations)('the $name store', ({ open }) => {
       { accountId: account.id, receivedAt: NOW + 1, deltas: '[2]', projects: ['p1', 'p2'], idempotency: claim },
       { accountId: account.id, receivedAt: NOW + 2, deltas: '[3]', projects: [], idempotency: claim },
     ]);
-    const [a, b, c] = outcomes as [{ seq: number }, { seq: number }, { replayOf: unknown }];
-    expect(b.seq).toBeGreaterThan(a.seq);
+    const [a, b, c] = outcomes as [{ shard: number; shardSeq: number }, { shard: number; shardSeq: number }, { replayOf: unknown }];
+    expect(a).toEqual({ shard: shardOf(account.id), shardSeq: 1 });
+    expect(b).toEqual({ shard: shardOf(account.id), shardSeq: 2 });
     expect(c).toEqual({ replayOf: { body_sha256: claim.bodySha256, accepted: 3, created_at: NOW + 1 } });
-    const batches = await store.telemetry.batchesSince(NOW - 1, 0, 10);
+    const batches = await store.telemetry.shardBatchesSince(shardOf(account.id), NOW - 1, 0, 10);
     expect(batches.map((x) => x.deltas)).toEqual(['[1]', '[2]']);
     expect(batches[0]).toMatchObject({ account_id: account.id, received_at: NOW });
     expect((await store.telemetry.lastSeen([{ account_id: account.id, project_key: 'p2' }]))[0]).toMatchObject({ last_seen_at: NOW + 1 });

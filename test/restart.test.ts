@@ -388,6 +388,6 @@ describe('kill -9 of alerts serve', () => {
     expect((await second.stop()).code).toBe(0);
 
     const events = await readDb(dbPath, (db) => db.selectFrom('alert_events').select('event_type').where('rule_id', '=', id).execute());
-    expect(events).toEqual([{ event_type: 'alerts.triggered' }]);
+    expect(events, first.stdout() + second.stdout()).toEqual([{ event_type: 'alerts.triggered' }]);
   });
 });

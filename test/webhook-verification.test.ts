@@ -430,6 +430,7 @@ describe('payloads signed by the service', () => {
       async close() {},
     };
     const worker = createDeliveryWorker({
+      instanceId: server.service.coordinator.instanceId,
       store: server.service.store,
       clock,
       logger: createLogger('silent'),

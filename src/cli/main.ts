@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from '../config.js';
 import { AppError } from '../domain/errors.js';
 import { backupDatabase } from '../store/backup.js';
 import { VERSION } from '../version.js';
+import { registerClusterCommand } from './cluster.js';
 import { DEMO_DEFAULTS, demoCommand, type DemoCommandOptions, type IncidentKind } from './demo.js';
 import { createKey, listKeys, migrateCommand, revokeKey } from './keys.js';
 import { registerListenCommand } from './listen.js';
@@ -133,5 +134,6 @@ program
   );
 
 registerListenCommand(program, out, fail);
+registerClusterCommand(program, out, fail, config);
 
 await program.parseAsync(process.argv);

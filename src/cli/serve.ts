@@ -39,6 +39,7 @@ export async function serve(config: Config): Promise<void> {
   running.service = service;
   await service.app.listen({ host: config.host, port: config.port });
   const address = service.app.server.address();
+  if (typeof address === 'object' && address) service.coordinator.setAddress(`http://${config.host}:${address.port}`);
   logger.info(
     { version: VERSION, pid: process.pid, database: config.database.display, port: typeof address === 'object' && address ? address.port : config.port },
     `alerts ${VERSION} started`,

@@ -7,6 +7,11 @@ export interface SlotLimits {
   perEndpoint: number;
   /** Deliveries one account may hold claimed at once, over all its endpoints. */
   perAccount: number;
+  /**
+   * The per-account limit over all instances (perAccount when one is configured); undefined:
+   * none beyond each worker's own. perEndpoint holds over all instances as it is.
+   */
+  clusterPerAccount?: number | undefined;
 }
 
 const increment = (map: Map<string, number>, key: string, by: number) => {
@@ -38,7 +43,10 @@ export class DeliverySlots {
     return this.sendingByEndpoint.get(endpointId) ?? 0;
   }
 
-  /** What a claim may take now. */
+  /**
+   * What a claim may take now: this worker's own room, and the configured limits, which the
+   * claim also holds against the deliveries in flight on every instance.
+   */
   room(): ClaimRoom {
     const forEndpoint = (id: string) => this.limits.perEndpoint - this.sending(id) - (this.queues.get(id)?.length ?? 0);
     const forAccount = (id: string) => this.limits.perAccount - (this.heldByAccount.get(id) ?? 0);
@@ -48,6 +56,7 @@ export class DeliverySlots {
       forAccount,
       fullEndpoints: [...endpoints].filter((id) => forEndpoint(id) <= 0),
       fullAccounts: [...this.heldByAccount.keys()].filter((id) => forAccount(id) <= 0),
+      limits: { perEndpoint: this.limits.perEndpoint, perAccount: this.limits.clusterPerAccount },
     };
   }
 

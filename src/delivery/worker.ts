@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { toIso, type Clock } from '../domain/clock.js';
-import type { ClaimedDelivery, Delivery, ExpiredClaims } from '../domain/ports/deliveries-repository.js';
+import type { ClaimedDelivery, Delivery, ReapedClaims } from '../domain/ports/deliveries-repository.js';
+import { CHANNELS, type Notifications } from '../domain/ports/notifications.js';
 import type { Repositories } from '../domain/ports/repositories.js';
 import type { WebhookClient } from '../domain/ports/webhook-client.js';
 import { webhookHeaders } from '../domain/webhook-headers.js';
@@ -8,7 +9,11 @@ import { outcomeOf } from './retry-policy.js';
 import { DeliverySlots } from './slots.js';
 
 export interface DeliveryWorker {
-  /** Ends the claims left in flight by a previous process (see releaseAllInFlight), then starts delivering. */
+  /**
+   * Reaps the claims that ended without a result (of dead instances, such as this one's
+   * predecessor, or past their lease: see DeliveriesRepository.reapExpired), listens for
+   * deliveries becoming due, then starts delivering.
+   */
   start(): Promise<void>;
   /** Stops claiming, lets in-flight attempts finish (or aborts and releases them), waits. */
   stop(): Promise<void>;
@@ -25,6 +30,14 @@ export interface DeliveryWorker {
 
 export interface DeliveryWorkerDeps {
   store: Repositories;
+  /**
+   * This process's instance id (its cluster_instances row, renewed by its heartbeat): the
+   * owner of its claims. Unique per process start. Other instances reap the claims of an id
+   * whose row is missing or expired, so it must be the id the heartbeat renews.
+   */
+  instanceId: string;
+  /** Wake-ups from other processes (CHANNELS.deliveries); without it, polling alone. */
+  notifications?: Notifications | undefined;
   clock: Clock;
   logger: Logger;
   client: WebhookClient;
@@ -44,9 +57,10 @@ export interface DeliveryWorkerDeps {
 
 // How long a claim holds a delivery (its locked_until). Longer than the largest endpoint
 // timeout (30 s): an attempt always ends by its timeout (the client guarantees it), so a
-// live attempt never loses its claim. A claim that outlives it without a result (a worker
-// that stalled, or a process that died while another start-up did not follow) is taken
-// again by the next claim (expireClaims), its attempt counted.
+// live attempt never loses its claim. It is the backstop: a claim of a dead instance comes
+// back as soon as its instance's row expires (reapExpired, run by every live instance each
+// poll interval); one that outlives its lease without a result (a worker that stalled) comes
+// back then, its attempt counted.
 const LEASE_MS = 120_000;
 
 /**
@@ -54,13 +68,19 @@ const LEASE_MS = 120_000;
  * and per account (DeliverySlots), so a slow endpoint, or an account of slow endpoints,
  * only ever ties up its own slots. Every attempt is recorded with the delivery's new state
  * in one transaction.
+ *
+ * Several instances may run one each on the same database: claims are owned by this
+ * instance (`instanceId`), only it records or releases them, the per-endpoint and
+ * per-account limits hold over all instances together (claimDue counts every live claim),
+ * and each instance reaps the claims of dead ones.
  */
 export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
-  const { store, clock, logger, client, retrySchedule } = deps;
+  const { store, clock, logger, client, retrySchedule, instanceId: owner } = deps;
   const slots = new DeliverySlots({
     total: deps.concurrency,
     perEndpoint: deps.perEndpointConcurrency,
     perAccount: deps.perAccountConcurrency ?? deps.concurrency,
+    clusterPerAccount: deps.perAccountConcurrency,
   });
   /** Attempts being sent, by delivery id, with what aborts each. */
   const inFlight = new Map<string, { delivery: ClaimedDelivery; abort: AbortController }>();
@@ -69,7 +89,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   let timer: NodeJS.Timeout | undefined;
   let filling: Promise<void> | undefined;
   let fillAgain = false;
-  let lastExpiryCheck = -Infinity;
+  let lastReap = -Infinity;
+  let listening = false;
 
   function schedule(delayMs: number): void {
     if (stopping || deps.autoStart === false) return;
@@ -81,10 +102,16 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     timer.unref();
   }
 
-  /** Deliveries whose claims ended without a result: the failed ones are final outcomes. */
-  function logExpired(expired: ExpiredClaims, released: string): void {
-    if (expired.released > 0) logger.warn({ released: expired.released }, released);
-    for (const delivery of expired.failed) logOutcome(delivery, 'failed', delivery.last_error);
+  /**
+   * Brings back the claims that ended without a result (any instance's, this one's only by
+   * their lease and never those it holds); the failed ones are final outcomes.
+   */
+  async function reap(now: number): Promise<void> {
+    lastReap = now;
+    const held = [...inFlight.keys(), ...slots.queuedIds()];
+    const reaped: ReapedClaims = await store.deliveries.reapExpired(owner, now, toIso(now), held);
+    if (reaped.released > 0) logger.warn({ released: reaped.released }, 'webhook deliveries whose claim ended without a result are due again');
+    for (const delivery of reaped.failed) logOutcome(delivery, 'failed', delivery.last_error);
   }
 
   function logOutcome(delivery: Delivery, outcome: 'delivered' | 'failed', error: string | null): void {
@@ -114,7 +141,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       if (signal.aborted && result.statusCode === null) {
         // Cut short by shutdown or by its endpoint going away: not an attempt the receiver
         // saw through, so not counted; due again (a cancelled delivery stays cancelled).
-        await store.deliveries.release([delivery.id], clock.now(), toIso(clock.now()));
+        await store.deliveries.release(owner, [delivery.id], clock.now(), toIso(clock.now()));
         return;
       }
       const outcome = outcomeOf(result, attempt, delivery.max_attempts, retrySchedule, clock.now());
@@ -139,7 +166,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         logOutcome(delivery, outcome.kind, outcome.kind === 'failed' ? outcome.error : null);
       }
     } catch (error) {
-      // The claim stays until it expires (expireClaims) or the next start-up brings it back: never lost.
+      // The claim stays until a reap brings it back (its lease passes, or this instance dies): never lost.
       logger.error({ err: error, delivery_id: delivery.id }, 'recording a webhook attempt failed');
     }
   }
@@ -163,6 +190,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
 
   function releaseQueued(queued: ClaimedDelivery[]): Promise<void> {
     return store.deliveries.release(
+      owner,
       queued.map((d) => d.id),
       clock.now(),
       toIso(clock.now()),
@@ -173,15 +201,11 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   async function fillOnce(): Promise<number> {
     const capacity = slots.free;
     if (stopping || capacity <= 0) return 0;
-    // Claims expire after minutes: looking once per poll interval is plenty, and keeps the
+    // Instances die or stall rarely: looking once per poll interval is plenty, and keeps the
     // busiest path (a fill after every finished attempt) free of it.
     const now = clock.now();
-    if (now - lastExpiryCheck >= deps.pollIntervalMs || now < lastExpiryCheck) {
-      lastExpiryCheck = now;
-      const held = [...inFlight.keys(), ...slots.queuedIds()];
-      logExpired(await store.deliveries.expireClaims(now, toIso(now), held), 'webhook deliveries whose claim expired without a result are due again');
-    }
-    const claimed = await store.deliveries.claimDue(clock.now(), capacity, LEASE_MS, slots.room());
+    if (now - lastReap >= deps.pollIntervalMs || now < lastReap) await reap(now);
+    const claimed = await store.deliveries.claimDue(owner, clock.now(), capacity, LEASE_MS, slots.room());
     for (const endpointId of slots.admit(claimed)) pump(endpointId);
     if (claimed.length === capacity) fillAgain = true;
     return claimed.length;
@@ -207,10 +231,12 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       if (!stopping) {
         const next = failed ? null : await store.deliveries.nextDueAt().catch(() => null);
         let wait = next === null ? deps.pollIntervalMs : Math.min(deps.pollIntervalMs, next - clock.now());
-        // Due work that the last pass could not claim while attempts are running is waiting for
-        // a free slot (global or of its endpoint). A finishing attempt looks again at once
-        // (schedule(0) in pump), so looking again now would only spin on the database.
-        if (wait <= 0 && claimed === 0 && slots.held > 0) wait = deps.pollIntervalMs;
+        // Due work that the last pass could not claim is waiting for a free slot: of this
+        // worker (global or of its endpoint), or of the limits shared with other instances,
+        // whose attempts hold its endpoint's or account's slots even when this one holds
+        // nothing. A finishing attempt here looks again at once (schedule(0) in pump), one
+        // elsewhere at the next poll; looking again now would only spin on the database.
+        if (wait <= 0 && claimed === 0) wait = deps.pollIntervalMs;
         schedule(failed ? deps.pollIntervalMs : wait);
       }
     })().finally(() => {
@@ -219,12 +245,22 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     return filling;
   }
 
+  function kick(): void {
+    if (!stopping && deps.autoStart !== false) void fill();
+  }
+
   return {
     async start() {
-      logExpired(
-        await store.deliveries.releaseAllInFlight(clock.now(), toIso(clock.now())),
-        'webhook deliveries left in flight by the previous run are due again',
-      );
+      // No longer all of them: other instances' live claims are theirs. A predecessor's come
+      // back once its instance row is gone or expired (the SQLite mode deletes it at start).
+      await reap(clock.now());
+      if (deps.notifications && !listening) {
+        listening = true;
+        // Deliveries became due on some instance (created, retried, released, reaped).
+        deps.notifications.listen(CHANNELS.deliveries, kick);
+        // Notifications may have been missed while the listening connection was down.
+        deps.notifications.onResync(kick);
+      }
       schedule(0);
     },
 
@@ -250,9 +286,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       schedule(0);
     },
 
-    kick() {
-      if (!stopping && deps.autoStart !== false) void fill();
-    },
+    kick,
 
     async drain() {
       do {

@@ -21,9 +21,12 @@ export interface AlertRulesService {
 
 /** What the rule use cases need of the evaluation engine. */
 export interface RuleEvaluator {
-  /** Evaluates a new or changed rule now and returns its committed evaluation. */
+  /**
+   * Evaluates a new or changed rule now and returns its committed evaluation (with several
+   * instances: the owner's, or `unknown` when the owner did not answer within a second).
+   */
   ruleChanged(rule: AlertRule): Promise<RuleEvaluation>;
-  ruleDeleted(ruleId: string): void;
+  ruleDeleted(accountId: string, ruleId: string): void;
   /** The latest in-memory evaluation of an enabled rule, if any. */
   evaluationOf(ruleId: string): RuleEvaluation | undefined;
 }
@@ -71,7 +74,7 @@ export function createAlertRulesService(deps: { rules: AlertRulesRepository; eva
 
     async delete(accountId, id) {
       if (!(await rules.delete(accountId, id))) throw notFound('alert rule', id);
-      evaluator.ruleDeleted(id);
+      evaluator.ruleDeleted(accountId, id);
     },
   };
 }

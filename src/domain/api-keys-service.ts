@@ -1,6 +1,7 @@
 import type { AccountsRepository, ApiKeysRepository } from './ports/accounts-repository.js';
 import { displayPrefix, hashApiKey, isPlausibleApiKey, newApiKey, type ApiKeyRecord } from './api-keys.js';
 import { toIso, type Clock } from './clock.js';
+import { CHANNELS, type Change, type Notifications } from './ports/notifications.js';
 
 export interface ApiKeysService {
   /** Creates a key for the account (created if needed); the key itself is returned only here. */
@@ -21,14 +22,25 @@ export interface ApiKeysServiceDeps {
   clock: Clock;
   /** How long a successful key lookup is trusted without asking the database; 0 disables. */
   authCacheTtlMs?: number;
+  /**
+   * Revocations by other processes (the CLI, other servers) arrive here and clear the cache;
+   * while notifications may be missed, the cache is not used.
+   */
+  notifications?: Notifications;
 }
 
 export function createApiKeysService(deps: ApiKeysServiceDeps): ApiKeysService {
-  const { accounts, apiKeys, clock, authCacheTtlMs = 0 } = deps;
+  const { accounts, apiKeys, clock, authCacheTtlMs = 0, notifications } = deps;
   // Every request authenticates, so live keys are remembered briefly (by hash, never the
   // key). Revocation in this process clears the cache at once; a revocation by another
-  // process (the CLI) takes effect within authCacheTtlMs. Unknown keys are never cached.
+  // process (the CLI, another server) clears it when its notification arrives, and at the
+  // latest within authCacheTtlMs. Unknown keys are never cached.
   const liveKeys = new Map<string, { accountId: string; expiresAt: number }>();
+  notifications?.listen(CHANNELS.changes, (payload) => {
+    if ((JSON.parse(payload) as Change).kind === 'api_keys') liveKeys.clear();
+  });
+  notifications?.onResync(() => liveKeys.clear());
+  const cacheTrusted = () => notifications === undefined || notifications.live;
 
   return {
     async create(accountName) {
@@ -60,11 +72,11 @@ export function createApiKeysService(deps: ApiKeysServiceDeps): ApiKeysService {
       if (!isPlausibleApiKey(key)) return undefined;
       const hash = hashApiKey(key);
       const now = clock.now();
-      const cached = liveKeys.get(hash);
+      const cached = cacheTrusted() ? liveKeys.get(hash) : undefined;
       if (cached && cached.expiresAt > now) return cached.accountId;
       const accountId = await apiKeys.accountForKeyHash(hash);
       liveKeys.delete(hash);
-      if (accountId !== undefined && authCacheTtlMs > 0) {
+      if (accountId !== undefined && authCacheTtlMs > 0 && cacheTrusted()) {
         if (liveKeys.size >= AUTH_CACHE_MAX_ENTRIES) liveKeys.delete(liveKeys.keys().next().value!);
         liveKeys.set(hash, { accountId, expiresAt: now + authCacheTtlMs });
       }

@@ -4,38 +4,64 @@ import { toIso, type Clock } from '../domain/clock.js';
 import type { TelemetryEvent } from '../domain/telemetry.js';
 import { IDEMPOTENCY_KEY_TTL_MS } from '../domain/telemetry-service.js';
 import type { RuleEvaluation } from '../domain/ports/alert-rules-repository.js';
+import type { Fence, HeldShard } from '../domain/ports/cluster-repository.js';
+import { CHANNELS, type Notifications } from '../domain/ports/notifications.js';
 import type { Repositories } from '../domain/ports/repositories.js';
 import type { BatchRecord, IdempotencyClaim, IdempotencyRecord } from '../domain/ports/telemetry-repository.js';
+import { ALL_SHARDS, shardOf } from '../domain/shards.js';
 import { deltasOf, encodeDeltas, ScopeAggregates, type SecondDelta } from './aggregates.js';
-import { alertEventFor } from './alert-event.js';
-import { measure, stateOf, transitionEvent } from './evaluate.js';
-import { BUILDING, createScopeRegistry, REPLAY_MS, scopeKeyOf } from './scope-registry.js';
+import { createRuleIndex, type Entry } from './rule-index.js';
+import { createScopeRegistry, REPLAY_MS } from './scope-registry.js';
+import { createEvaluationWriter } from './evaluation-writer.js';
+import { createShardApplier } from './shard-applier.js';
 import { createTelemetryRecorder } from './telemetry-recorder.js';
 
 export type { RuleEvaluation };
 
 /**
- * The evaluation engine: per-scope aggregates of telemetry, every enabled rule evaluated
- * against them, state transitions committed together with their outbox events.
+ * The evaluation engine of the shards this instance owns: per-scope aggregates of their
+ * telemetry, every enabled rule of their accounts evaluated against them, state transitions
+ * committed together with their outbox events, each write fenced by the shard's lease.
  */
 export interface Engine {
-  /** Loads rules and the last hour of telemetry, evaluates everything, starts the timer. */
+  /** Starts the timer and the wake-ups; without `ownership`, takes every shard and loads them. */
   start(): Promise<void>;
   /** Stops the timer and waits for pending writes. */
   stop(): Promise<void>;
+  /** Shards taken (coordinator): each is loaded in its turn, then evaluated. */
+  gained(shards: readonly HeldShard[]): void;
+  /** Shards gone: their rules and scopes are dropped; resolves once their writes ended. */
+  lost(shards: readonly number[]): Promise<void>;
+  /** How far the shard's telemetry is applied here. */
+  appliedThrough(shard: number): number;
+  /** Whether this instance owns the account's shard (its rules are evaluated here). */
+  owns(accountId: string): boolean;
+  /** Settles once every held shard is loaded and its committed telemetry applied. */
+  settled(): Promise<void>;
   /**
-   * Durably records a validated batch, then evaluates the rules of the scopes it touched.
-   * With an idempotency key already taken (within its window), records nothing and returns
-   * the stored key instead.
+   * Durably records a validated batch; when the account's shard is held here, applies it and
+   * evaluates the rules of the scopes it touched before resolving. With an idempotency key
+   * already taken (within its window), records nothing and returns the stored key instead.
    */
   ingest(accountId: string, events: readonly TelemetryEvent[], idempotency?: IdempotencyClaim): Promise<{ replayOf?: IdempotencyRecord }>;
-  /** A rule was created or changed: (re-)evaluates it now and returns its committed state. */
-  ruleChanged(rule: AlertRule): Promise<RuleEvaluation>;
-  ruleDeleted(ruleId: string): void;
-  /** The latest evaluation of an enabled rule (fresher than the database between flushes). */
+  /**
+   * A rule was created or changed: (re-)evaluates it now and returns its committed state;
+   * undefined when its shard is not held here (its owner evaluates it).
+   */
+  ruleChanged(rule: AlertRule): Promise<RuleEvaluation | undefined>;
+  /** A rule was deleted; false when its shard is not held here. */
+  ruleDeleted(accountId: string, ruleId: string): boolean;
+  /** The latest evaluation of an enabled rule held here (fresher than the database between flushes). */
   evaluationOf(ruleId: string): RuleEvaluation | undefined;
   /** One pass: slide every window to now, evaluate every enabled rule, flush values. */
   tick(): Promise<void>;
+}
+
+/** Who may write for a shard: the coordinator's leases. */
+export interface Ownership {
+  fenceFor(shard: number): Fence | undefined;
+  /** A write was refused by the shard's fence. */
+  fenced(shard: number): void;
 }
 
 export interface EngineDeps {
@@ -46,65 +72,70 @@ export interface EngineDeps {
   evaluationIntervalMs: number;
   /** Called after an event (and its deliveries) is committed. */
   onEventCommitted?: () => void;
-}
-
-/** The outcome of an evaluation that has just run. */
-type Evaluated = RuleEvaluation & { last_evaluated_at: string };
-
-interface Entry {
-  rule: AlertRule;
-  scopeKey: string;
-  evaluation: RuleEvaluation;
-  persistedValue: number | null;
+  /** Absent: this engine owns every shard, unfenced (benchmarks, tools). */
+  ownership?: Ownership;
+  /** Telemetry committed by other processes wakes its shard's owner. */
+  notifications?: Notifications;
 }
 
 const PRUNE_EVERY_MS = 60_000;
+/** With notifications live, held shards still look for missed batches this often. */
+const SAFETY_POLL_MS = 5_000;
+/** Rules changed through other instances are also picked up by a reread this often. */
+const RECONCILE_MS = 10_000;
 
-export function createEngine({ store, clock, logger, evaluationIntervalMs, onEventCommitted }: EngineDeps): Engine {
+export function createEngine(deps: EngineDeps): Engine {
+  const { store, clock, logger, evaluationIntervalMs, onEventCommitted, notifications } = deps;
   const registry = createScopeRegistry({ telemetry: store.telemetry, logger });
-  const entries = new Map<string, Entry>();
-  const rulesByScope = new Map<string, Set<Entry>>();
+  const rules = createRuleIndex();
+  /** Fences of held shards; without ownership every shard is held, unfenced. */
+  const epochs = new Map<number, number>();
+  /** Held shards whose load has completed: only their rules are evaluated (a half-loaded shard would mislead). */
+  const loaded = new Set<number>();
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let lastPruneAt = 0;
-  // Transitions are written one after another, in the order they happened in memory.
-  let writes: Promise<unknown> = Promise.resolve();
-  const enqueue = <T>(write: () => Promise<T>): Promise<T> => {
-    const result = writes.then(write);
-    writes = result.catch(() => undefined);
-    return result;
-  };
+  let lastPollAt = 0;
+  let lastReconcileAt = 0;
+  const fenceFor = (shard: number): Fence | undefined => deps.ownership?.fenceFor(shard);
+  /** Whether writes for the shard may be attempted (held; fenced by the database when owned). */
+  const writable = (shard: number) => loaded.has(shard) && (deps.ownership === undefined || fenceFor(shard) !== undefined);
 
-  // Each batch is applied to the scopes as soon as it commits, in commit order; the rules of
-  // the scopes it touched are evaluated by its ingest call.
-  const record = createTelemetryRecorder(store.telemetry, (batch: BatchRecord & { decoded: readonly SecondDelta[] }, seq) =>
-    registry.apply({ seq, accountId: batch.accountId, receivedAt: batch.receivedAt, deltas: batch.decoded }, clock.now()),
-  );
+  const writer = createEvaluationWriter({
+    store,
+    logger,
+    registry,
+    rules,
+    writable,
+    fenceFor,
+    fenced: (shard) => deps.ownership?.fenced(shard),
+    onEventCommitted,
+  });
+  const evaluate = writer.evaluate;
 
-  const entryOf = (rule: AlertRule, now: number, existing?: Entry): Entry => ({
-    rule,
-    scopeKey: scopeKeyOf(rule.account_id, rule.project_id),
-    evaluation: existing?.evaluation ?? {
-      current_state: rule.current_state,
-      since: rule.since,
-      last_evaluated_at: rule.last_evaluated_at ?? toIso(now),
-      current_value: rule.current_value,
+  const applier = createShardApplier({
+    telemetry: store.telemetry,
+    logger,
+    now: () => clock.now(),
+    apply: (batch) => registry.apply(batch, clock.now()),
+    evaluate: (touched) => {
+      const now = clock.now();
+      const pending: Promise<unknown>[] = [];
+      for (const key of touched) {
+        for (const entry of rules.ofScope(key)) {
+          const write = evaluate(entry, now);
+          if (write) pending.push(write);
+        }
+      }
+      return Promise.all(pending);
     },
-    persistedValue: existing?.persistedValue ?? rule.current_value,
+    appliedThrough: (shard) => registry.appliedThrough(shard),
   });
 
-  /** One line per committed state change of a rule: what operators look for first. */
-  function logStateChange(rule: AlertRule, from: string, to: string, value: number | null, eventId?: string): void {
-    logger.info({ rule_id: rule.id, account_id: rule.account_id, from, to, value, ...(eventId ? { event_id: eventId } : {}) }, `rule state changed: ${from} -> ${to}`);
-  }
-
-  /** Makes the entry its rule's current one. */
-  function index(entry: Entry): void {
-    entries.set(entry.rule.id, entry);
-    let set = rulesByScope.get(entry.scopeKey);
-    if (!set) rulesByScope.set(entry.scopeKey, (set = new Set()));
-    set.add(entry);
-  }
+  // Each committed batch is offered to its shard's turn (applied there if the shard is held).
+  const record = createTelemetryRecorder(store.telemetry, (batch: BatchRecord & { decoded: readonly SecondDelta[] }, outcome) =>
+    applier.committed({ shard: outcome.shard, seq: outcome.shardSeq, accountId: batch.accountId, receivedAt: batch.receivedAt, deltas: batch.decoded }),
+  );
 
   /** A project rule keeps its project's scope while it is enabled: resolves once the scope is built. */
   function retain(rule: AlertRule): Promise<void> | undefined {
@@ -113,62 +144,38 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
 
   /** An entry that is replaced, disabled or deleted: no longer evaluated, its scope reference let go. */
   function drop(entry: Entry): void {
-    if (entries.get(entry.rule.id) === entry) entries.delete(entry.rule.id);
-    const set = rulesByScope.get(entry.scopeKey);
-    set?.delete(entry);
-    if (set?.size === 0) rulesByScope.delete(entry.scopeKey);
+    rules.remove(entry);
     if (entry.rule.project_id !== null) registry.release(entry.rule.account_id, entry.rule.project_id);
   }
 
-  /**
-   * Evaluates one rule in memory at once; a state change is written (with its event) in
-   * order, and its promise is returned. If the write fails the in-memory state goes back,
-   * so the next evaluation detects the transition again: nothing is lost or doubled.
-   */
-  function evaluate(entry: Entry, now: number, persist = false): Promise<unknown> | undefined {
-    const scope = registry.lookup(entry.rule.account_id, entry.rule.project_id);
-    // Not while its project's scope is built from storage: half built, it would mislead.
-    if (scope === BUILDING) return undefined;
-    const previous = entry.evaluation;
-    const value = measure(entry.rule, scope, now);
-    const state = stateOf(value, entry.rule);
-    const at = toIso(now);
-    const next: Evaluated = {
-      current_state: state,
-      since: state === previous.current_state && previous.since !== null ? previous.since : at,
-      last_evaluated_at: at,
-      current_value: value,
-    };
-    entry.evaluation = next;
-    if (state === previous.current_state && !persist) return undefined;
-    const type = transitionEvent(previous.current_state, state);
-    const event = type && alertEventFor(entry.rule, type, previous, next);
-    return enqueue(() => store.alertRules.saveEvaluation(entry.rule.account_id, entry.rule.id, next, event)).then(
-      (saved) => {
-        entry.persistedValue = next.current_value;
-        if (saved && state !== previous.current_state) logStateChange(entry.rule, previous.current_state, state, next.current_value, event?.id);
-        if (saved && event) onEventCommitted?.();
-      },
-      (error: unknown) => {
-        if (entry.evaluation === next) entry.evaluation = previous;
-        logger.error({ err: error, rule_id: entry.rule.id }, 'saving a rule evaluation failed; it will be retried');
-      },
-    );
+  /** Loads a shard just taken (in its turn): its rules, its scopes, then evaluates them. */
+  async function load(shard: number): Promise<number> {
+    const now = clock.now();
+    const enabled = await store.alertRules.listEnabled(shard);
+    for (const entry of rules.ofShard(shard)) rules.remove(entry);
+    for (const rule of enabled) rules.add(rules.entryOf(rule, now));
+    const projects = enabled.flatMap((r) => (r.project_id === null ? [] : [{ accountId: r.account_id, project: r.project_id }]));
+    const applied = await registry.loadShard(shard, now, projects);
+    if (!epochs.has(shard)) return applied;
+    loaded.add(shard);
+    const evaluatedAt = clock.now();
+    registry.advance(evaluatedAt);
+    await Promise.all(rules.ofShard(shard).map((entry) => evaluate(entry, evaluatedAt)));
+    return applied;
   }
 
-  async function flushValues(): Promise<void> {
-    const changed = [...entries.values()].filter((e) => e.evaluation.current_value !== e.persistedValue);
-    if (changed.length === 0) return;
-    const snapshot = changed.map((e) => ({ entry: e, evaluation: e.evaluation }));
-    // Chunks keep each transaction short, so ingestion commits are not held up behind it.
-    for (let i = 0; i < snapshot.length; i += 500) {
-      const chunk = snapshot.slice(i, i + 500);
-      await enqueue(() =>
-        store.alertRules.saveEvaluations(
-          chunk.map(({ entry, evaluation }) => ({ accountId: entry.rule.account_id, id: entry.rule.id, evaluation })),
-        ),
-      );
-      for (const { entry, evaluation } of chunk) entry.persistedValue = evaluation.current_value;
+  /** Rereads the held shards' rules: a change made through another instance whose request was missed. */
+  async function reconcile(): Promise<void> {
+    for (const shard of [...epochs.keys()]) {
+      const stored = await store.alertRules.listEnabled(shard);
+      await applier.inTurn(shard, async () => {
+        const ids = new Set(stored.map((r) => r.id));
+        for (const entry of rules.ofShard(shard)) if (!ids.has(entry.rule.id)) drop(entry);
+        for (const rule of stored) {
+          const held = rules.get(rule.id);
+          if (!held || held.rule.updated_at !== rule.updated_at) await changeRule(rule);
+        }
+      });
     }
   }
 
@@ -180,28 +187,78 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
     const pruning = now - lastPruneAt >= PRUNE_EVERY_MS;
     if (pruning) registry.prune(now);
     const pending: Promise<unknown>[] = [];
-    for (const entry of entries.values()) {
+    for (const entry of rules.all()) {
       const write = evaluate(entry, now);
       if (write) pending.push(write);
     }
     await Promise.all(pending);
-    await flushValues();
+    await writer.flushValues();
+    // Notifications wake the owners; polling covers those lost while a connection was down.
+    const wall = Date.now();
+    if (deps.ownership && (notifications?.live !== true || wall - lastPollAt >= SAFETY_POLL_MS)) {
+      lastPollAt = wall;
+      applier.wakeAll();
+    }
+    if (deps.ownership && wall - lastReconcileAt >= RECONCILE_MS) {
+      lastReconcileAt = wall;
+      await reconcile().catch((error: unknown) => logger.error({ err: error }, 'rereading rules failed'));
+    }
     if (pruning) {
       lastPruneAt = now;
-      await enqueue(() => store.telemetry.pruneBefore(now - REPLAY_MS));
-      await enqueue(() => store.telemetry.pruneIdempotencyKeys(now - IDEMPOTENCY_KEY_TTL_MS));
+      await writer.enqueue(() => store.telemetry.pruneBefore(now - REPLAY_MS));
+      await writer.enqueue(() => store.telemetry.pruneIdempotencyKeys(now - IDEMPOTENCY_KEY_TTL_MS));
     }
+  }
+
+  /** A rule created or changed, in its shard's turn. */
+  async function changeRule(rule: AlertRule): Promise<RuleEvaluation> {
+    const existing = rules.get(rule.id);
+    if (!rule.enabled) {
+      if (existing) drop(existing);
+      const now = clock.now();
+      // Not evaluated while disabled: "unknown" until it is enabled again.
+      const evaluation: RuleEvaluation = {
+        current_state: 'unknown',
+        since: rule.current_state === 'unknown' && rule.since !== null ? rule.since : toIso(now),
+        // A rule that was never evaluated (created disabled) keeps null.
+        last_evaluated_at: existing?.evaluation.last_evaluated_at ?? rule.last_evaluated_at,
+        current_value: null,
+      };
+      await writer.saveDisabled(rule, evaluation, existing?.evaluation.current_state ?? rule.current_state);
+      return evaluation;
+    }
+    const entry = rules.entryOf(rule, clock.now(), existing);
+    rules.add(entry);
+    // Retained before the old entry lets go: a rule that keeps its project keeps its scope.
+    const built = retain(rule);
+    if (existing) drop(existing);
+    await built;
+    // Changed again or deleted while its scope was built: that later call has the say.
+    if (rules.get(rule.id) !== entry) return entry.evaluation;
+    const now = clock.now();
+    const scope = registry.lookup(rule.account_id, rule.project_id);
+    if (scope instanceof ScopeAggregates) scope.advance(Math.floor(now / 1000));
+    await evaluate(entry, now, true);
+    return entry.evaluation;
   }
 
   const engine: Engine = {
     async start() {
-      const now = clock.now();
-      const rules = await store.alertRules.listEnabled();
-      for (const rule of rules) index(entryOf(rule, now));
-      const projects = rules.flatMap((r) => (r.project_id === null ? [] : [{ accountId: r.account_id, project: r.project_id }]));
-      await registry.load(now, projects);
-      logger.info({ rules: entries.size, scopes: registry.counts() }, 'evaluation engine loaded');
-      await engine.tick();
+      notifications?.listen(CHANNELS.telemetry, (payload) => {
+        const [shard, origin] = payload.split(':');
+        // Batches committed by this process were offered to the applier already.
+        if (origin !== notifications.origin) applier.wake(Number(shard));
+      });
+      notifications?.onResync(() => {
+        applier.wakeAll();
+        lastReconcileAt = 0;
+      });
+      if (!deps.ownership) {
+        engine.gained(ALL_SHARDS.map((shard) => ({ shard, epoch: 0 })));
+        await engine.settled();
+        logger.info({ rules: rules.size, scopes: registry.counts() }, 'evaluation engine loaded');
+        await engine.tick();
+      }
       if (evaluationIntervalMs > 0) {
         timer = setInterval(() => {
           // A pass still running (a very large account set) makes this tick a no-op.
@@ -215,9 +272,44 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
       if (timer) clearInterval(timer);
       timer = undefined;
       await running;
-      await writes;
-      await flushValues().catch((error: unknown) => logger.error({ err: error }, 'final flush of rule values failed'));
+      await applier.idle();
+      await writer.settled();
+      await writer.flushValues().catch((error: unknown) => logger.error({ err: error }, 'final flush of rule values failed'));
     },
+
+    gained(shards) {
+      for (const { shard, epoch } of shards) {
+        epochs.set(shard, epoch);
+        loaded.delete(shard);
+        applier
+          .take(shard, () => load(shard))
+          .then(
+            () => logger.debug({ shard, rules: rules.ofShard(shard).length }, 'shard loaded'),
+            (error: unknown) => {
+              logger.error({ err: error, shard }, 'loading a shard failed; giving it up so that it is taken again');
+              deps.ownership?.fenced(shard);
+            },
+          );
+      }
+    },
+
+    async lost(shards) {
+      for (const shard of shards) {
+        epochs.delete(shard);
+        loaded.delete(shard);
+        applier.drop(shard);
+        for (const entry of rules.ofShard(shard)) rules.remove(entry);
+        registry.dropShard(shard);
+      }
+      // Writes already queued end (committed, or refused by their fence) before the lease goes.
+      await writer.settled();
+    },
+
+    appliedThrough: (shard) => registry.appliedThrough(shard),
+
+    owns: (accountId) => applier.holds(shardOf(accountId)),
+
+    settled: () => applier.idle(),
 
     async ingest(accountId, events, idempotency) {
       const receivedAt = clock.now();
@@ -225,58 +317,26 @@ export function createEngine({ store, clock, logger, evaluationIntervalMs, onEve
       const projects = [...new Set(deltas.flatMap((d) => (d.project === null ? [] : [d.project])))];
       const recorded = await record({ accountId, receivedAt, deltas: encodeDeltas(deltas), projects, decoded: deltas, idempotency });
       if ('replayOf' in recorded) return { replayOf: recorded.replayOf };
-      const touched = recorded.recorded;
-      const now = clock.now();
-      const pending: Promise<unknown>[] = [];
-      for (const key of touched) {
-        for (const entry of rulesByScope.get(key) ?? []) {
-          const write = evaluate(entry, now);
-          if (write) pending.push(write);
-        }
-      }
-      await Promise.all(pending);
+      // Applied and evaluated when the shard is held here (`committed` resolved after that).
+      await recorded.recorded;
       return {};
     },
 
     async ruleChanged(rule) {
-      const existing = entries.get(rule.id);
-      if (!rule.enabled) {
-        if (existing) drop(existing);
-        const now = clock.now();
-        // Not evaluated while disabled: "unknown" until it is enabled again.
-        const evaluation: RuleEvaluation = {
-          current_state: 'unknown',
-          since: rule.current_state === 'unknown' && rule.since !== null ? rule.since : toIso(now),
-          // A rule that was never evaluated (created disabled) keeps null.
-          last_evaluated_at: existing?.evaluation.last_evaluated_at ?? rule.last_evaluated_at,
-          current_value: null,
-        };
-        const from = existing?.evaluation.current_state ?? rule.current_state;
-        const saved = await enqueue(() => store.alertRules.saveEvaluation(rule.account_id, rule.id, evaluation));
-        if (saved && from !== 'unknown') logStateChange(rule, from, 'unknown', null);
-        return evaluation;
-      }
-      const entry = entryOf(rule, clock.now(), existing);
-      index(entry);
-      // Retained before the old entry lets go: a rule that keeps its project keeps its scope.
-      const built = retain(rule);
-      if (existing) drop(existing);
-      await built;
-      // Changed again or deleted while its scope was built: that later call has the say.
-      if (entries.get(rule.id) !== entry) return entry.evaluation;
-      const now = clock.now();
-      const scope = registry.lookup(rule.account_id, rule.project_id);
-      if (scope instanceof ScopeAggregates) scope.advance(Math.floor(now / 1000));
-      await evaluate(entry, now, true);
-      return entry.evaluation;
+      return applier.inTurn(shardOf(rule.account_id), () => changeRule(rule));
     },
 
-    ruleDeleted(ruleId) {
-      const entry = entries.get(ruleId);
-      if (entry) drop(entry);
+    ruleDeleted(accountId, ruleId) {
+      const shard = shardOf(accountId);
+      if (!applier.holds(shard)) return false;
+      void applier.inTurn(shard, () => {
+        const entry = rules.get(ruleId);
+        if (entry) drop(entry);
+      });
+      return true;
     },
 
-    evaluationOf: (ruleId) => entries.get(ruleId)?.evaluation,
+    evaluationOf: (ruleId) => rules.get(ruleId)?.evaluation,
 
     tick() {
       if (running) return running;

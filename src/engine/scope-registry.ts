@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { MAX_AGE_MS, MAX_FUTURE_MS, SCOPE_KNOWN_FOR_MS } from '../domain/telemetry.js';
 import type { StoredBatch, TelemetryRepository } from '../domain/ports/telemetry-repository.js';
+import { shardOf } from '../domain/shards.js';
 import { decodeDeltas, ScopeAggregates, type SecondDelta } from './aggregates.js';
 
 /** Telemetry kept for replay: the longest window plus the furthest accepted future. */
@@ -16,8 +17,10 @@ export const scopeKeyOf = (accountId: string, project: string | null) =>
 /** What a project scope looks like while it is built from storage: not to be evaluated yet. */
 export const BUILDING = Symbol('building');
 
-/** A batch that has been committed, with the sequence number storage gave it. */
+/** A batch that has been committed, with its shard and the number it has there. */
 export interface CommittedBatch {
+  shard: number;
+  /** Dense and in commit order within the shard. */
   seq: number;
   accountId: string;
   receivedAt: number;
@@ -27,18 +30,20 @@ export interface CommittedBatch {
 interface ProjectScope {
   readonly accountId: string;
   readonly project: string;
+  readonly shard: number;
   /** Enabled rules that refer to the project. */
   refs: number;
   state: 'building' | 'ready' | 'failed';
   aggregates: ScopeAggregates;
-  /** Batches up to this sequence number are read from storage; later ones are applied as they commit. */
+  /** Batches up to this shard sequence number are read from storage; later ones are applied as they commit. */
   storedThrough: number;
   /** Settles when the current build has ended (ready or failed); never rejects. */
   built: Promise<void>;
 }
 
 /**
- * Which scopes the engine keeps in memory, and their aggregates.
+ * Which scopes the engine keeps in memory, and their aggregates: those of the accounts of the
+ * shards this instance owns (loaded when a shard is taken, dropped when it goes).
  *
  * Every account seen in the last 24 hours has a scope with the totals of all its events.
  * A project has a scope of its own only while at least one enabled rule refers to it (at
@@ -53,10 +58,16 @@ interface ProjectScope {
  */
 export interface ScopeRegistry {
   /**
-   * Start-up: the scopes of the accounts seen in the last 24 hours and of the projects the
-   * rules refer to (one reference per rule), from one replay of the stored batches.
+   * A shard taken: the scopes of its accounts seen in the last 24 hours and of the projects
+   * the rules refer to (one reference per rule), from one replay of the shard's stored
+   * batches. Returns the last sequence number applied. Batches of the shard must not be
+   * applied meanwhile (the shard applier runs this in the shard's turn).
    */
-  load(now: number, projects: readonly { accountId: string; project: string }[]): Promise<void>;
+  loadShard(shard: number, now: number, projects: readonly { accountId: string; project: string }[]): Promise<number>;
+  /** A shard given up: its accounts' and projects' scopes are dropped. */
+  dropShard(shard: number): void;
+  /** The last sequence number of the shard applied here (0: none). */
+  appliedThrough(shard: number): number;
   /** A rule now refers to the project; resolves once its scope is built (or failed to be, logged). */
   retain(accountId: string, project: string, now: number): Promise<void>;
   /** A rule no longer refers to the project; the last one to go drops its scope. */
@@ -75,8 +86,8 @@ export interface ScopeRegistry {
 export function createScopeRegistry({ telemetry, logger }: { telemetry: TelemetryRepository; logger: Logger }): ScopeRegistry {
   const accounts = new Map<string, ScopeAggregates>();
   const projects = new Map<string, Map<string, ProjectScope>>();
-  /** The highest sequence number applied: every batch up to it has been applied. */
-  let appliedThrough = 0;
+  /** Per shard, the highest sequence number applied: every batch of the shard up to it has been. */
+  const applied = new Map<number, number>();
 
   const projectScope = (accountId: string, project: string) => projects.get(accountId)?.get(project);
 
@@ -84,6 +95,7 @@ export function createScopeRegistry({ telemetry, logger }: { telemetry: Telemetr
     const scope: ProjectScope = {
       accountId,
       project,
+      shard: shardOf(accountId),
       refs: 1,
       state: 'building',
       aggregates: new ScopeAggregates(Math.floor(now / 1000), 0),
@@ -106,7 +118,7 @@ export function createScopeRegistry({ telemetry, logger }: { telemetry: Telemetr
       const page = await read(afterSeq);
       for (const batch of page) visit(batch);
       if (page.length < PAGE) return;
-      afterSeq = page[page.length - 1]!.seq;
+      afterSeq = page[page.length - 1]!.shard_seq;
     }
   }
 
@@ -114,7 +126,7 @@ export function createScopeRegistry({ telemetry, logger }: { telemetry: Telemetr
   async function build(scope: ProjectScope, now: number): Promise<void> {
     scope.state = 'building';
     scope.aggregates = new ScopeAggregates(Math.floor(now / 1000), 0);
-    scope.storedThrough = appliedThrough;
+    scope.storedThrough = applied.get(scope.shard) ?? 0;
     const { accountId, project } = scope;
     try {
       for (const seen of await telemetry.lastSeen([{ account_id: accountId, project_key: project }])) {
@@ -144,9 +156,10 @@ export function createScopeRegistry({ telemetry, logger }: { telemetry: Telemetr
   }
 
   const registry: ScopeRegistry = {
-    async load(now, wanted) {
+    async loadShard(shard, now, wanted) {
+      registry.dropShard(shard);
       const second = Math.floor(now / 1000);
-      for (const row of await telemetry.accountsSeenSince(now - SCOPE_KNOWN_FOR_MS)) {
+      for (const row of await telemetry.accountsSeenSince(shard, now - SCOPE_KNOWN_FOR_MS)) {
         accounts.set(row.account_id, new ScopeAggregates(second, Number(row.last_seen_at)));
       }
       const created: ProjectScope[] = [];
@@ -158,13 +171,32 @@ export function createScopeRegistry({ telemetry, logger }: { telemetry: Telemetr
       for (const seen of await telemetry.lastSeen(created.map((s) => ({ account_id: s.accountId, project_key: s.project })))) {
         projectScope(seen.account_id, seen.project_key)!.aggregates.lastSeenAt = Number(seen.last_seen_at);
       }
+      // The counter first: a shard whose stored batches are all older than the replay window
+      // (or were pruned) goes on from its last number, not from 0.
+      const last = (await telemetry.lastSequences()).get(shard) ?? 0;
+      applied.set(shard, 0);
       // New scopes have storedThrough 0: every stored batch reaches them through apply.
       await readAll(
-        (afterSeq) => telemetry.batchesSince(now - REPLAY_MS, afterSeq, PAGE),
-        (batch) => registry.apply({ seq: batch.seq, accountId: batch.account_id, receivedAt: Number(batch.received_at), deltas: decodeDeltas(batch.deltas) }, now),
+        (afterSeq) => telemetry.shardBatchesSince(shard, now - REPLAY_MS, afterSeq, PAGE),
+        (batch) =>
+          registry.apply(
+            { shard, seq: batch.shard_seq, accountId: batch.account_id, receivedAt: Number(batch.received_at), deltas: decodeDeltas(batch.deltas) },
+            now,
+          ),
       );
+      // Batches up to `last` that were not read were older than the window: nothing to apply.
+      if ((applied.get(shard) ?? 0) < last) applied.set(shard, last);
       for (const scope of created) if (scope.state === 'building') scope.state = 'ready';
+      return applied.get(shard)!;
     },
+
+    dropShard(shard) {
+      applied.delete(shard);
+      for (const accountId of accounts.keys()) if (shardOf(accountId) === shard) accounts.delete(accountId);
+      for (const accountId of projects.keys()) if (shardOf(accountId) === shard) projects.delete(accountId);
+    },
+
+    appliedThrough: (shard) => applied.get(shard) ?? 0,
 
     retain(accountId, project, now) {
       const scope = projectScope(accountId, project);
@@ -182,8 +214,8 @@ export function createScopeRegistry({ telemetry, logger }: { telemetry: Telemetr
       if (ofAccount.size === 0) projects.delete(accountId);
     },
 
-    apply({ seq, accountId, receivedAt, deltas }, now) {
-      appliedThrough = Math.max(appliedThrough, seq);
+    apply({ shard, seq, accountId, receivedAt, deltas }, now) {
+      applied.set(shard, Math.max(applied.get(shard) ?? 0, seq));
       const second = Math.floor(now / 1000);
       let account = accounts.get(accountId);
       if (!account) accounts.set(accountId, (account = new ScopeAggregates(second, receivedAt)));

@@ -8,16 +8,15 @@ export type Recorded<T> = { recorded: T } | { replayOf: IdempotencyRecord };
  * turn of the event loop, or while a write is under way, are written together in the next
  * transaction, so concurrent senders share an fsync instead of queueing for one each.
  *
- * Writes run one at a time, so batches commit in sequence order, and `onCommitted` runs for
- * each batch in that order, right after its commit and before its promise resolves (with
- * what `onCommitted` returned). Whatever is applied in memory is applied in the order of
- * the stored sequence numbers, which is what lets a scope be built from storage while
- * batches keep arriving (see scope-registry.ts). A batch whose idempotency key was already
- * taken is not stored, and `onCommitted` does not run for it.
+ * Writes run one at a time in this process, and `onCommitted` runs for each batch right
+ * after its commit and before its promise resolves (with what `onCommitted` returned), with
+ * the shard and number the batch got. Other processes commit batches too: applying them in
+ * each shard's number order is the shard applier's job (shard-applier.ts). A batch whose
+ * idempotency key was already taken is not stored, and `onCommitted` does not run for it.
  */
 export function createTelemetryRecorder<B extends BatchRecord, T>(
   telemetry: TelemetryRepository,
-  onCommitted: (batch: B, seq: number) => T,
+  onCommitted: (batch: B, numbered: { shard: number; shardSeq: number }) => T,
 ): (batch: B) => Promise<Recorded<T>> {
   let queue: { batch: B; resolve: (result: Recorded<T>) => void; reject: (error: unknown) => void }[] = [];
   let writing = false;
@@ -37,7 +36,7 @@ export function createTelemetryRecorder<B extends BatchRecord, T>(
       group.forEach((g, i) => {
         try {
           const outcome = outcomes[i]!;
-          g.resolve('seq' in outcome ? { recorded: onCommitted(g.batch, outcome.seq) } : outcome);
+          g.resolve('shardSeq' in outcome ? { recorded: onCommitted(g.batch, outcome) } : outcome);
         } catch (error) {
           g.reject(error);
         }

@@ -1,6 +1,8 @@
 import type { Kysely } from 'kysely';
 import { newId, ID_PREFIX } from '../domain/ids.js';
 import type { AccountsRepository, ApiKeysRepository } from '../domain/ports/accounts-repository.js';
+import { CHANNELS, type Change } from '../domain/ports/notifications.js';
+import type { StoreAdapter } from './dialect/index.js';
 import type { Database } from './schema.js';
 
 export function createAccountsRepository(db: Kysely<Database>): AccountsRepository {
@@ -16,7 +18,7 @@ export function createAccountsRepository(db: Kysely<Database>): AccountsReposito
   };
 }
 
-export function createApiKeysRepository(db: Kysely<Database>): ApiKeysRepository {
+export function createApiKeysRepository(db: Kysely<Database>, adapter: Pick<StoreAdapter, 'notifyWithin'>): ApiKeysRepository {
   const selectKeys = () =>
     db
       .selectFrom('api_keys')
@@ -50,14 +52,19 @@ export function createApiKeysRepository(db: Kysely<Database>): ApiKeysRepository
     },
     findByHash: (keyHash) => selectKeys().where('api_keys.key_hash', '=', keyHash).executeTakeFirst(),
     list: () => selectKeys().orderBy('api_keys.created_at').orderBy('api_keys.id').execute(),
-    async revoke(id, nowIso) {
-      const result = await db
-        .updateTable('api_keys')
-        .set({ revoked_at: nowIso })
-        .where('id', '=', id)
-        .where('revoked_at', 'is', null)
-        .executeTakeFirst();
-      return result.numUpdatedRows > 0n;
+    revoke(id, nowIso) {
+      return db.transaction().execute(async (trx) => {
+        const result = await trx
+          .updateTable('api_keys')
+          .set({ revoked_at: nowIso })
+          .where('id', '=', id)
+          .where('revoked_at', 'is', null)
+          .executeTakeFirst();
+        if (result.numUpdatedRows === 0n) return false;
+        // Every server's authentication cache forgets its keys when this commits.
+        await adapter.notifyWithin(trx, CHANNELS.changes, JSON.stringify({ kind: 'api_keys' } satisfies Change));
+        return true;
+      });
     },
   };
 }

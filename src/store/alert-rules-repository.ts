@@ -1,7 +1,11 @@
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { AlertRule, AlertState, Metric, Operator, WindowDuration } from '../domain/alert-rules.js';
 import type { AlertRulesRepository } from '../domain/ports/alert-rules-repository.js';
+import { shardOf } from '../domain/shards.js';
+import { CHANNELS } from '../domain/ports/notifications.js';
+import { checkFence } from './cluster-repository.js';
 import { insertDeliveriesForEvent } from './deliveries-repository.js';
+import type { StoreAdapter } from './dialect/index.js';
 import type { AlertRulesTable, Database } from './schema.js';
 
 type Row = Selectable<AlertRulesTable>;
@@ -38,7 +42,11 @@ export async function lockAccount(trx: Transaction<Database>, accountId: string)
  * `deliveryAttempts` is how many attempts each webhook delivery gets (the length of the
  * retry schedule); deliveries are created with the event that needs them.
  */
-export function createAlertRulesRepository(db: Kysely<Database>, deliveryAttempts: number): AlertRulesRepository {
+export function createAlertRulesRepository(
+  db: Kysely<Database>,
+  adapter: Pick<StoreAdapter, 'now' | 'rowLocks' | 'notifyWithin'>,
+  deliveryAttempts: number,
+): AlertRulesRepository {
   const byAccount = (accountId: string) => db.selectFrom('alert_rules').selectAll().where('account_id', '=', accountId);
 
   return {
@@ -56,6 +64,7 @@ export function createAlertRulesRepository(db: Kysely<Database>, deliveryAttempt
           .values({
             id: rule.id,
             account_id: accountId,
+            shard: shardOf(accountId),
             name: rule.name,
             project_id: rule.project_id,
             metric: rule.metric,
@@ -112,34 +121,35 @@ export function createAlertRulesRepository(db: Kysely<Database>, deliveryAttempt
       return result.numDeletedRows > 0n;
     },
 
-    saveEvaluation(accountId, id, evaluation, event) {
+    saveEvaluation(accountId, id, evaluation, event, fence) {
       return db.transaction().execute(async (trx) => {
-        const result = await trx
-          .updateTable('alert_rules')
-          .set(evaluation)
-          .where('account_id', '=', accountId)
-          .where('id', '=', id)
-          .executeTakeFirst();
+        if (fence) await checkFence(trx, adapter, fence);
+        let update = trx.updateTable('alert_rules').set(evaluation).where('account_id', '=', accountId).where('id', '=', id);
+        if (event) update = update.where('enabled', '=', 1);
+        const result = await update.executeTakeFirst();
         if (result.numUpdatedRows === 0n) return false;
         if (event) {
           await trx.insertInto('alert_events').values(event).execute();
-          await insertDeliveriesForEvent(trx, event, deliveryAttempts, Date.parse(event.created_at));
+          const deliveries = await insertDeliveriesForEvent(trx, event, deliveryAttempts, Date.parse(event.created_at));
+          // Any instance's worker may send them: wake them all when this commits.
+          if (deliveries > 0) await adapter.notifyWithin(trx, CHANNELS.deliveries, '');
         }
         return true;
       });
     },
 
-    async saveEvaluations(evaluations) {
+    async saveEvaluations(evaluations, fence) {
       if (evaluations.length === 0) return;
       await db.transaction().execute(async (trx) => {
+        if (fence) await checkFence(trx, adapter, fence);
         for (const { accountId, id, evaluation } of evaluations) {
           await trx.updateTable('alert_rules').set(evaluation).where('account_id', '=', accountId).where('id', '=', id).execute();
         }
       });
     },
 
-    async listEnabled() {
-      const rows = await db.selectFrom('alert_rules').selectAll().where('enabled', '=', 1).orderBy('seq').execute();
+    async listEnabled(shard) {
+      const rows = await db.selectFrom('alert_rules').selectAll().where('shard', '=', shard).where('enabled', '=', 1).orderBy('seq').execute();
       return rows.map(toAlertRule);
     },
   };

@@ -28,13 +28,13 @@ export function createCachedAlertRulesRepository(inner: AlertRulesRepository): A
     },
     update: (accountId, id, patch, nowIso) => cache.writing(accountId, () => inner.update(accountId, id, patch, nowIso)),
     delete: (accountId, id) => cache.writing(accountId, () => inner.delete(accountId, id)),
-    saveEvaluation: (accountId, id, evaluation, event) =>
-      cache.writing(accountId, () => inner.saveEvaluation(accountId, id, evaluation, event)),
-    saveEvaluations: (evaluations) =>
+    saveEvaluation: (accountId, id, evaluation, event, fence) =>
+      cache.writing(accountId, () => inner.saveEvaluation(accountId, id, evaluation, event, fence)),
+    saveEvaluations: (evaluations, fence) =>
       cache.writing(
         evaluations.map((e) => e.accountId),
-        () => inner.saveEvaluations(evaluations),
+        () => inner.saveEvaluations(evaluations, fence),
       ),
-    listEnabled: () => inner.listEnabled(),
+    listEnabled: (shard) => inner.listEnabled(shard),
   };
 }

@@ -37,6 +37,8 @@ export interface AlertRulesTable {
   created_at: string;
   updated_at: string;
   seq: Generated<number>;
+  /** shardOf(account_id): the rule is evaluated by that shard's owner. */
+  shard: number;
 }
 
 export interface WebhookEndpointsTable {
@@ -59,6 +61,10 @@ export interface TelemetryBatchesTable {
   account_id: string;
   received_at: number;
   deltas: string;
+  /** shardOf(account_id). */
+  shard: number;
+  /** The batch's number within its shard: dense, in commit order (see shard_sequences). */
+  shard_seq: number;
 }
 
 /** project_key is the project id, or '' for the account as a whole. */
@@ -66,6 +72,7 @@ export interface TelemetryScopesTable {
   account_id: string;
   project_key: string;
   last_seen_at: number;
+  shard: number;
 }
 
 export interface AlertEventsTable {
@@ -94,6 +101,8 @@ export interface WebhookDeliveriesTable {
   next_attempt_at: number | null;
   /** Epoch ms until which a worker holds the claim (in_flight); an expired claim is taken again. */
   locked_until: number | null;
+  /** The instance whose claim holds the delivery in flight (cluster_instances.instance_id). */
+  locked_by: string | null;
   last_error: string | null;
   created_at: string;
   updated_at: string;
@@ -136,7 +145,43 @@ export interface TelemetryIdempotencyKeysTable {
   created_at: number;
 }
 
+/** A running server (src/cluster/): renewed by its heartbeat, dead once `expires_at` passed. */
+export interface ClusterInstancesTable {
+  instance_id: string;
+  pid: number;
+  hostname: string;
+  /** Where its HTTP API listens, as it was told (for operators). */
+  address: string | null;
+  started_at: string;
+  /** Database time, epoch ms. */
+  heartbeat_at: number;
+  expires_at: number;
+  /** 1 while it shuts down: it takes no shards and gives its own up. */
+  stopping: number;
+}
+
+/** One row per shard: its owner until `expires_at` (database time), under a fencing epoch. */
+export interface ShardLeasesTable {
+  shard: number;
+  owner: string | null;
+  /** Incremented on every change of owner: writes carry the epoch they were made under. */
+  epoch: number;
+  expires_at: number;
+  acquired_at: number;
+  /** The highest shard_seq its owner has applied (reported with each renewal). */
+  applied_seq: number;
+}
+
+/** The last telemetry sequence number given in each shard. */
+export interface ShardSequencesTable {
+  shard: number;
+  last_seq: number;
+}
+
 export interface Database {
+  cluster_instances: ClusterInstancesTable;
+  shard_leases: ShardLeasesTable;
+  shard_sequences: ShardSequencesTable;
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;
   telemetry_batches: TelemetryBatchesTable;

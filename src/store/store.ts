@@ -6,6 +6,8 @@ import { createAccountsRepository, createApiKeysRepository } from './accounts-re
 import { createAlertRulesRepository } from './alert-rules-repository.js';
 import { createCachedAlertRulesRepository } from './cached-alert-rules-repository.js';
 import { createAdapter, type StoreAdapter, type WriteHealth } from './dialect/index.js';
+import { createClusterRepository } from './cluster-repository.js';
+import type { Notifications } from '../domain/ports/notifications.js';
 import { createDeliveriesRepository } from './deliveries-repository.js';
 import { createAlertEventsRepository } from './alert-events-repository.js';
 import { createTelemetryRepository } from './telemetry-repository.js';
@@ -27,6 +29,10 @@ export interface Store extends Repositories {
   readonly location: string;
   /** What opening did to the schema. */
   readonly schema: SchemaReport;
+  /** Whether several server processes may share this database (PostgreSQL), or one only (SQLite). */
+  readonly multiInstance: boolean;
+  /** Wake-ups from the other processes on the database; `start()` it to listen. */
+  readonly notifications: Notifications;
   /**
    * Resolves when the database takes writes; throws, naming the cause, while the last write
    * failed for a storage reason (disk full, I/O error) and nothing was written since. In that
@@ -56,6 +62,8 @@ export interface OpenStoreOptions {
   sealSecrets?: boolean;
   /** Called when an idle pooled connection fails (PostgreSQL restarted); the pool replaces it. */
   onIdleConnectionError?: (error: Error) => void;
+  /** Called when the connection that listens for notifications fails (it is opened again). */
+  onNotificationsError?: (error: Error) => void;
 }
 
 export interface SchemaReport {
@@ -119,10 +127,11 @@ async function migrate(db: Kysely<Database>, adapter: StoreAdapter, mode: 'apply
 /** Opens the database, applies pending migrations and returns the repositories. */
 export async function openStore(options: OpenStoreOptions): Promise<Store> {
   const health: WriteHealth = { failure: undefined };
-  const adapter = createAdapter(options.location, health, options.onIdleConnectionError);
+  const adapter = createAdapter(options.location, health, options.onIdleConnectionError, options.onNotificationsError);
   const db = new Kysely<Database>({ dialect: adapter.dialect });
   const cipher = createSecretCipher(options.secretKey);
-  const webhookEndpoints = createWebhookEndpointsRepository(db, cipher);
+  const webhookEndpoints = createWebhookEndpointsRepository(db, cipher, adapter);
+  const alertRules = createAlertRulesRepository(db, adapter, options.deliveryAttempts ?? 6);
   let schema: SchemaReport;
   try {
     const { applied, version } = await migrate(db, adapter, options.migrations ?? 'apply');
@@ -140,16 +149,25 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     adapter: adapter.name,
     location: adapter.display,
     schema,
+    multiInstance: adapter.multiInstance,
+    notifications: adapter.notifications,
     accounts: createAccountsRepository(db),
-    apiKeys: createApiKeysRepository(db),
-    alertRules: createCachedAlertRulesRepository(createAlertRulesRepository(db, options.deliveryAttempts ?? 6)),
-    deliveries: createDeliveriesRepository(db),
+    apiKeys: createApiKeysRepository(db, adapter),
+    // One process alone writes rules on SQLite, so it may cache them. With several processes
+    // the shards' owners write transitions all the time, and a read through any instance
+    // must see them at once: rules are read from the database (indexed by account).
+    alertRules: adapter.multiInstance ? alertRules : createCachedAlertRulesRepository(alertRules),
+    cluster: createClusterRepository(db, adapter),
+    deliveries: createDeliveriesRepository(db, adapter),
     serverLease: createServerLeaseRepository(db),
     webhookEndpoints,
     telemetry: createTelemetryRepository(db, adapter),
     alertEvents: createAlertEventsRepository(db),
     retention: createRetentionRepository(db),
     checkWritable: writeChecker(db, health),
-    close: () => db.destroy(),
+    async close() {
+      await adapter.notifications.close();
+      await db.destroy();
+    },
   };
 }

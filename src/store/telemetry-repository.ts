@@ -1,12 +1,14 @@
 import type { Kysely } from 'kysely';
 import type { RecordOutcome, StoredScope, TelemetryRepository } from '../domain/ports/telemetry-repository.js';
+import { CHANNELS } from '../domain/ports/notifications.js';
+import { shardOf } from '../domain/shards.js';
 import type { StoreAdapter } from './dialect/index.js';
 import type { Database } from './schema.js';
 
-export function createTelemetryRepository(db: Kysely<Database>, adapter: Pick<StoreAdapter, 'maxParameters'>): TelemetryRepository {
+export function createTelemetryRepository(db: Kysely<Database>, adapter: Pick<StoreAdapter, 'maxParameters' | 'notifyWithin' | 'notifications'>): TelemetryRepository {
   // Rows per multi-row statement: within the dialect's parameter limit (3 per scope row, 2
   // per key of a lookup), and small enough that one statement stays cheap to plan.
-  const scopeRowsPerStatement = Math.min(300, Math.floor(adapter.maxParameters / 3));
+  const scopeRowsPerStatement = Math.min(300, Math.floor(adapter.maxParameters / 4));
   return {
     async record(batches) {
       if (batches.length === 0) return [];
@@ -45,20 +47,54 @@ export function createTelemetryRepository(db: Kysely<Database>, adapter: Pick<St
         const stored = batches.filter((_, i) => outcomes[i] === undefined);
         if (stored.length === 0) return outcomes as RecordOutcome[];
 
+        // Numbers first: each shard's counter row stays locked (UPDATE) until this transaction
+        // commits, so a later transaction of the same shard gets higher numbers and commits
+        // after this one. Shards in ascending order: two transactions never wait on each other
+        // in opposite orders.
+        const byShard = new Map<number, number[]>();
+        stored.forEach((b, i) => {
+          const shard = shardOf(b.accountId);
+          const list = byShard.get(shard);
+          if (list) list.push(i);
+          else byShard.set(shard, [i]);
+        });
+        const numbers: { shard: number; shardSeq: number }[] = [];
+        for (const shard of [...byShard.keys()].sort((a, b) => a - b)) {
+          const members = byShard.get(shard)!;
+          const { last_seq } = await trx
+            .updateTable('shard_sequences')
+            .set((eb) => ({ last_seq: eb('last_seq', '+', members.length) }))
+            .where('shard', '=', shard)
+            .returning('last_seq')
+            .executeTakeFirstOrThrow();
+          const first = Number(last_seq) - members.length + 1;
+          members.forEach((index, k) => (numbers[index] = { shard, shardSeq: first + k }));
+        }
+
         // Several requests' batches share one commit (one fsync) when they arrive together.
-        const seen = new Map<string, { account_id: string; project_key: string; last_seen_at: number }>();
+        const seen = new Map<string, { account_id: string; project_key: string; last_seen_at: number; shard: number }>();
         for (const b of stored) {
           for (const project_key of ['', ...b.projects]) {
             const key = `${b.accountId}\u0000${project_key}`;
             const last = seen.get(key);
-            if (!last || last.last_seen_at < b.receivedAt) seen.set(key, { account_id: b.accountId, project_key, last_seen_at: b.receivedAt });
+            if (!last || last.last_seen_at < b.receivedAt) seen.set(key, { account_id: b.accountId, project_key, last_seen_at: b.receivedAt, shard: shardOf(b.accountId) });
           }
         }
-        const inserted = await trx
-          .insertInto('telemetry_batches')
-          .values(stored.map((b) => ({ account_id: b.accountId, received_at: b.receivedAt, deltas: b.deltas })))
-          .returning('seq')
-          .execute();
+        const rowsPerStatement = Math.floor(adapter.maxParameters / 5);
+        for (let i = 0; i < stored.length; i += rowsPerStatement) {
+          await trx
+            .insertInto('telemetry_batches')
+            .values(
+              stored.slice(i, i + rowsPerStatement).map((b, k) => ({
+                account_id: b.accountId,
+                received_at: b.receivedAt,
+                deltas: b.deltas,
+                shard: numbers[i + k]!.shard,
+                shard_seq: numbers[i + k]!.shardSeq,
+              })),
+            )
+            .execute();
+        }
         const scopes = [...seen.values()];
         for (let i = 0; i < scopes.length; i += scopeRowsPerStatement) {
           await trx
@@ -69,10 +105,10 @@ export function createTelemetryRepository(db: Kysely<Database>, adapter: Pick<St
             )
             .execute();
         }
-        // Rows are inserted in the order given, each with a higher seq than the one before.
-        const seqs = inserted.map((row) => row.seq).sort((a, b) => a - b);
+        // Delivered at commit: the shards' owners read what was just committed.
+        for (const shard of byShard.keys()) await adapter.notifyWithin(trx, CHANNELS.telemetry, `${shard}:${adapter.notifications.origin}`);
         let next = 0;
-        return outcomes.map((outcome) => outcome ?? { seq: seqs[next++]! });
+        return outcomes.map((outcome) => outcome ?? numbers[next++]!);
       });
     },
     async findIdempotencyKey(accountId, key, notBefore) {
@@ -104,28 +140,40 @@ export function createTelemetryRepository(db: Kysely<Database>, adapter: Pick<St
         if (fifthThousand === undefined || result.numDeletedRows === 0n) return deleted;
       }
     },
-    batchesSince: (receivedAfter, afterSeq, limit) =>
+    shardBatchesSince: (shard, receivedAfter, afterSeq, limit) =>
       db
         .selectFrom('telemetry_batches')
-        .select(['seq', 'account_id', 'received_at', 'deltas'])
+        .select(['shard_seq', 'shard', 'account_id', 'received_at', 'deltas'])
+        .where('shard', '=', shard)
+        .where('shard_seq', '>', afterSeq)
         .where('received_at', '>', receivedAfter)
-        .where('seq', '>', afterSeq)
-        .orderBy('seq')
+        .orderBy('shard_seq')
         .limit(limit)
         .execute(),
     accountBatchesSince: (accountId, receivedAfter, afterSeq, throughSeq, limit) =>
       db
         .selectFrom('telemetry_batches')
-        .select(['seq', 'account_id', 'received_at', 'deltas'])
+        .select(['shard_seq', 'shard', 'account_id', 'received_at', 'deltas'])
+        .where('shard', '=', shardOf(accountId))
         .where('account_id', '=', accountId)
-        .where('seq', '>', afterSeq)
-        .where('seq', '<=', throughSeq)
+        .where('shard_seq', '>', afterSeq)
+        .where('shard_seq', '<=', throughSeq)
         .where('received_at', '>', receivedAfter)
-        .orderBy('seq')
+        .orderBy('shard_seq')
         .limit(limit)
         .execute(),
-    accountsSeenSince: (seenAfter) =>
-      db.selectFrom('telemetry_scopes').selectAll().where('project_key', '=', '').where('last_seen_at', '>', seenAfter).execute(),
+    accountsSeenSince: (shard, seenAfter) =>
+      db
+        .selectFrom('telemetry_scopes')
+        .select(['account_id', 'project_key', 'last_seen_at'])
+        .where('shard', '=', shard)
+        .where('project_key', '=', '')
+        .where('last_seen_at', '>', seenAfter)
+        .execute(),
+    async lastSequences() {
+      const rows = await db.selectFrom('shard_sequences').select(['shard', 'last_seq']).execute();
+      return new Map(rows.map((r) => [r.shard, Number(r.last_seq)]));
+    },
     async lastSeen(scopes) {
       const found: StoredScope[] = [];
       // Each pair is a primary key lookup.
@@ -134,7 +182,7 @@ export function createTelemetryRepository(db: Kysely<Database>, adapter: Pick<St
         found.push(
           ...(await db
             .selectFrom('telemetry_scopes')
-            .selectAll()
+            .select(['account_id', 'project_key', 'last_seen_at'])
             .where((eb) => eb.or(chunk.map((s) => eb.and([eb('account_id', '=', s.account_id), eb('project_key', '=', s.project_key)]))))
             .execute()),
         );

@@ -1,8 +1,10 @@
 import type { Kysely, Selectable } from 'kysely';
+import { CHANNELS, type Change, type Notifications } from '../domain/ports/notifications.js';
 import type { WebhookEndpointsRepository } from '../domain/ports/webhook-endpoints-repository.js';
 import type { WebhookEndpoint, WebhookEventType } from '../domain/webhook-endpoints.js';
 import { lockAccount } from './alert-rules-repository.js';
 import { cancelPendingDeliveries } from './deliveries-repository.js';
+import type { StoreAdapter } from './dialect/index.js';
 import type { Database, WebhookEndpointsTable } from './schema.js';
 import type { SecretCipher } from './secret-cipher.js';
 import { createWriteInvalidatedCache } from './write-invalidated-cache.js';
@@ -24,13 +26,26 @@ function toEndpoint(row: Row): WebhookEndpoint {
   };
 }
 
-export function createWebhookEndpointsRepository(db: Kysely<Database>, cipher: SecretCipher): WebhookEndpointsRepository {
+/** How other processes learn that a secret changed (rotation, deletion). */
+export interface SecretSharing {
+  notifyWithin: StoreAdapter['notifyWithin'];
+  notifications: Notifications;
+}
+
+export function createWebhookEndpointsRepository(db: Kysely<Database>, cipher: SecretCipher, sharing: SecretSharing): WebhookEndpointsRepository {
   const byAccount = (accountId: string) =>
     db.selectFrom('webhook_endpoints').selectAll().where('account_id', '=', accountId);
   // Every delivery attempt signs with the current secret; reading and decrypting it per
-  // attempt was a third of the worker's time. This process is the only writer of secrets
-  // (single-process mode): rotation and deletion below go through the cache.
-  const secrets = createWriteInvalidatedCache<string>();
+  // attempt was a third of the worker's time. Rotation and deletion here go through the
+  // cache; those of other processes notify (within their transaction) and invalidate it.
+  const secrets = createWriteInvalidatedCache<string>(() => sharing.notifications.live);
+  const changed = (trx: Kysely<Database>, id: string) =>
+    sharing.notifyWithin(trx, CHANNELS.changes, JSON.stringify({ kind: 'endpoint', endpoint_id: id } satisfies Change));
+  sharing.notifications.listen(CHANNELS.changes, (payload) => {
+    const change = JSON.parse(payload) as Change;
+    if (change.kind === 'endpoint') secrets.invalidate([change.endpoint_id]);
+  });
+  sharing.notifications.onResync(() => secrets.invalidate());
 
   return {
     insertWithinLimit(accountId, endpoint, signingSecret, limit) {
@@ -106,21 +121,26 @@ export function createWebhookEndpointsRepository(db: Kysely<Database>, cipher: S
             .executeTakeFirst();
           if (result.numDeletedRows === 0n) return false;
           await cancelPendingDeliveries(trx, id, nowIso);
+          await changed(trx, id);
           return true;
         }),
       );
     },
 
     replaceSecret(accountId, id, signingSecret, nowIso) {
-      return secrets.writing(id, async () => {
-        const result = await db
-          .updateTable('webhook_endpoints')
-          .set({ signing_secret: cipher.seal(signingSecret, id), updated_at: nowIso })
-          .where('account_id', '=', accountId)
-          .where('id', '=', id)
-          .executeTakeFirst();
-        return result.numUpdatedRows > 0n;
-      });
+      return secrets.writing(id, () =>
+        db.transaction().execute(async (trx) => {
+          const result = await trx
+            .updateTable('webhook_endpoints')
+            .set({ signing_secret: cipher.seal(signingSecret, id), updated_at: nowIso })
+            .where('account_id', '=', accountId)
+            .where('id', '=', id)
+            .executeTakeFirst();
+          if (result.numUpdatedRows === 0n) return false;
+          await changed(trx, id);
+          return true;
+        }),
+      );
     },
 
     signingSecret: (id) =>

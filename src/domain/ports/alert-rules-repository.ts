@@ -1,5 +1,6 @@
 import type { AlertRule, AlertRuleFilter, AlertRulePatch, AlertRuleSettings, AlertState } from '../alert-rules.js';
 import type { AlertEvent } from './alert-events-repository.js';
+import type { Fence } from './cluster-repository.js';
 
 export interface NewAlertRuleRow extends AlertRuleSettings {
   id: string;
@@ -17,13 +18,16 @@ export interface AlertRulesRepository {
   delete(accountId: string, id: string): Promise<boolean>;
   /**
    * Records the outcome of evaluating a rule and, in the same transaction, the event the
-   * transition emits; false (and no event) when the rule no longer exists.
+   * transition emits and its deliveries; false (and no event) when the rule no longer exists
+   * or, for a transition with an event, is no longer enabled (disabled through another
+   * instance meanwhile). With a fence, the transaction first checks it and throws
+   * FencedError, writing nothing, when this instance no longer owns the rule's shard.
    */
-  saveEvaluation(accountId: string, id: string, evaluation: RuleEvaluation, event?: AlertEvent): Promise<boolean>;
-  /** Records many evaluations that emit nothing, in one transaction. */
-  saveEvaluations(evaluations: readonly { accountId: string; id: string; evaluation: RuleEvaluation }[]): Promise<void>;
-  /** Every enabled rule of every account, for the evaluator. */
-  listEnabled(): Promise<AlertRule[]>;
+  saveEvaluation(accountId: string, id: string, evaluation: RuleEvaluation, event?: AlertEvent, fence?: Fence): Promise<boolean>;
+  /** Records many evaluations that emit nothing, in one transaction (fenced like saveEvaluation). */
+  saveEvaluations(evaluations: readonly { accountId: string; id: string; evaluation: RuleEvaluation }[], fence?: Fence): Promise<void>;
+  /** The enabled rules of the accounts of one shard, for the shard's owner. */
+  listEnabled(shard: number): Promise<AlertRule[]>;
 }
 
 export interface RuleEvaluation {

@@ -2,6 +2,7 @@ import type { RetentionStore } from '../retention.js';
 import type { AccountsRepository, ApiKeysRepository } from './accounts-repository.js';
 import type { AlertEventsRepository } from './alert-events-repository.js';
 import type { AlertRulesRepository } from './alert-rules-repository.js';
+import type { ClusterRepository } from './cluster-repository.js';
 import type { DeliveriesRepository } from './deliveries-repository.js';
 import type { ServerLeaseRepository } from './server-lease-repository.js';
 import type { TelemetryRepository } from './telemetry-repository.js';
@@ -16,7 +17,9 @@ export interface Repositories {
   readonly telemetry: TelemetryRepository;
   readonly alertEvents: AlertEventsRepository;
   readonly deliveries: DeliveriesRepository;
-  /** Which server runs on this database (see src/server-lease.ts). */
+  /** Instances and their shard leases (see src/cluster/). */
+  readonly cluster: ClusterRepository;
+  /** Which server runs on a SQLite database (see src/server-lease.ts). */
   readonly serverLease: ServerLeaseRepository;
   /** Deletes webhook deliveries, attempts and alert events past their retention. */
   readonly retention: RetentionStore;

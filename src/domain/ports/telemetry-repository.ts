@@ -1,5 +1,7 @@
 export interface StoredBatch {
-  seq: number;
+  /** The batch's number within its shard: dense and in commit order (see shard_sequences). */
+  shard_seq: number;
+  shard: number;
   account_id: string;
   received_at: number;
   deltas: string;
@@ -39,12 +41,14 @@ export interface IdempotencyRecord {
 }
 
 /** A batch was stored (its sequence number), or its key was already taken by an earlier batch. */
-export type RecordOutcome = { seq: number } | { replayOf: IdempotencyRecord };
+export type RecordOutcome = { shard: number; shardSeq: number } | { replayOf: IdempotencyRecord };
 
 export interface TelemetryRepository {
   /**
    * Stores batches' deltas and marks their scopes as seen, all in one transaction; returns
-   * the sequence number given to each batch, in the order of `batches`. A batch with an
+   * the shard and shard sequence number given to each batch, in the order of `batches`. The
+   * transaction holds its shards' counter rows from the numbering to the commit, so within a
+   * shard the numbers are dense and commit in order; it notifies each shard's owner. A batch with an
    * idempotency key whose (account, key) is already stored and not expired is not stored:
    * its outcome is the stored key (the primary key decides, so of two batches with the same
    * key, in one transaction or not, only the first is stored).
@@ -54,12 +58,14 @@ export interface TelemetryRepository {
   findIdempotencyKey(accountId: string, key: string, notBefore: number): Promise<IdempotencyRecord | undefined>;
   /** Deletes idempotency keys created before the time, in small batches; returns how many. */
   pruneIdempotencyKeys(createdBefore: number): Promise<number>;
-  /** Batches received after the time, in order, `limit` at a time after sequence `afterSeq`. */
-  batchesSince(receivedAfter: number, afterSeq: number, limit: number): Promise<StoredBatch[]>;
-  /** One account's batches received after the time with afterSeq < seq <= throughSeq, in order, `limit` at a time. */
+  /** One shard's batches received after the time, in shard order, `limit` at a time after `afterSeq`. */
+  shardBatchesSince(shard: number, receivedAfter: number, afterSeq: number, limit: number): Promise<StoredBatch[]>;
+  /** One account's batches received after the time with afterSeq < shard_seq <= throughSeq, in order, `limit` at a time. */
   accountBatchesSince(accountId: string, receivedAfter: number, afterSeq: number, throughSeq: number, limit: number): Promise<StoredBatch[]>;
-  /** The account-wide scopes (project_key '') seen after the time. */
-  accountsSeenSince(seenAfter: number): Promise<StoredScope[]>;
+  /** The account-wide scopes (project_key '') of the shard seen after the time. */
+  accountsSeenSince(shard: number, seenAfter: number): Promise<StoredScope[]>;
+  /** The last sequence number committed in each shard (a shard without telemetry: 0). */
+  lastSequences(): Promise<Map<number, number>>;
   /** The rows of the given scopes that exist: when each was last seen. */
   lastSeen(scopes: readonly Pick<StoredScope, 'account_id' | 'project_key'>[]): Promise<StoredScope[]>;
   /** Deletes batches received before the time; returns how many. */

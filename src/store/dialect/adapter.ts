@@ -1,4 +1,5 @@
-import type { ColumnDefinitionBuilder, ColumnDataType, Dialect, Kysely } from 'kysely';
+import type { ColumnDefinitionBuilder, ColumnDataType, Dialect, Kysely, RawBuilder } from 'kysely';
+import type { Channel, Notifications } from '../../domain/ports/notifications.js';
 import type { Database } from '../schema.js';
 
 /**
@@ -30,6 +31,28 @@ export interface StoreAdapter {
    * engine allows. Not to be called inside a transaction.
    */
   overwritingSecrets<T>(db: Kysely<Database>, fn: () => Promise<T>): Promise<T>;
+  /**
+   * Whether several server processes may share the database (PostgreSQL). SQLite: one server
+   * process per file (CLI commands beside it are fine).
+   */
+  readonly multiInstance: boolean;
+  /**
+   * Whether `for update`, `for share` and `skip locked` exist. Without them (SQLite) every
+   * transaction holds the whole database's write lock from its start, which is stronger.
+   */
+  readonly rowLocks: boolean;
+  /**
+   * The database's clock, epoch ms, as an SQL expression: leases are compared with one
+   * clock, whatever the clocks of the hosts that hold them say.
+   */
+  readonly now: RawBuilder<number>;
+  /** Wake-ups between the processes on this database (see ports/notifications.ts). */
+  readonly notifications: Notifications;
+  /**
+   * Sends a notification when `trx` commits (and not at all if it rolls back): what another
+   * process caches is invalidated exactly when the change becomes visible.
+   */
+  notifyWithin(trx: Kysely<Database>, channel: Channel, payload: string): Promise<void>;
 }
 
 /** The driver errors the store translates, whatever the database says them with. */

@@ -8,11 +8,16 @@ export type { StoreAdapter, DatabaseFailure, MigrationDialect } from './adapter.
 export type { WriteHealth } from './guard.js';
 
 /** The adapter for where DATABASE_URL points. */
-export function createAdapter(location: DatabaseLocation, health: WriteHealth, onIdleError: (error: Error) => void = () => {}): StoreAdapter {
+export function createAdapter(
+  location: DatabaseLocation,
+  health: WriteHealth,
+  onIdleError: (error: Error) => void = () => {},
+  onNotificationsError: (error: Error) => void = () => {},
+): StoreAdapter {
   switch (location.kind) {
     case 'sqlite':
       return createSqliteAdapter(location.path, health);
     case 'postgres':
-      return createPostgresAdapter({ url: location.url, display: location.display, poolSize: location.poolSize, health, onIdleError });
+      return createPostgresAdapter({ url: location.url, display: location.display, poolSize: location.poolSize, health, onIdleError, onNotificationsError });
   }
 }

@@ -9,6 +9,7 @@ import { retentionIndexesMigration } from './0006-retention-indexes.js';
 import { telemetryByAccountMigration } from './0007-telemetry-by-account.js';
 import { serverLeaseMigration } from './0008-server-lease.js';
 import { telemetryIdempotencyMigration } from './0009-telemetry-idempotency.js';
+import { clusterMigration } from './0010-cluster.js';
 
 /** Every schema version in order; names sort in the order they must run. */
 export function migrationProvider(dialect: MigrationDialect): MigrationProvider {
@@ -24,6 +25,7 @@ export function migrationProvider(dialect: MigrationDialect): MigrationProvider 
         '0007-telemetry-by-account': telemetryByAccountMigration,
         '0008-server-lease': serverLeaseMigration,
         '0009-telemetry-idempotency': telemetryIdempotencyMigration,
+        '0010-cluster': clusterMigration,
       };
     },
   };

@@ -2,6 +2,7 @@ import { PostgresDialect, sql } from 'kysely';
 import type { StoreAdapter } from '../adapter.js';
 import { guardConnection, type WriteHealth } from '../guard.js';
 import { createPostgresPool } from './connection.js';
+import { createPostgresNotifications } from './notifications.js';
 import { classifyPostgresError } from './errors.js';
 
 /**
@@ -16,12 +17,22 @@ export interface PostgresAdapterOptions {
   poolSize: number;
   health: WriteHealth;
   onIdleError(error: Error): void;
+  /** The listening connection failed (it is opened again). */
+  onNotificationsError(error: Error): void;
 }
 
 /** A PostgreSQL database shared by any number of processes, through a pool of connections. */
 export function createPostgresAdapter(options: PostgresAdapterOptions): StoreAdapter {
   const pool = createPostgresPool(options.url, options.poolSize, options.onIdleError);
   return {
+    multiInstance: true,
+    rowLocks: true,
+    // clock_timestamp(), not now(): now() is the start of the transaction.
+    now: sql<number>`(floor(extract(epoch from clock_timestamp()) * 1000))::bigint`,
+    notifications: createPostgresNotifications(options.url, pool, options.onNotificationsError),
+    async notifyWithin(trx, channel, payload) {
+      await sql`select pg_notify(${channel}, ${payload})`.execute(trx);
+    },
     name: 'postgres',
     display: options.display,
     dialect: new PostgresDialect({

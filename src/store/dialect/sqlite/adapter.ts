@@ -1,4 +1,5 @@
 import { SqliteDialect, sql } from 'kysely';
+import { createLocalNotifications } from '../local-notifications.js';
 import type { StoreAdapter } from '../adapter.js';
 import { guardConnection, type WriteHealth } from '../guard.js';
 import { openSqliteFile, withStatementCache } from './connection.js';
@@ -7,7 +8,14 @@ import { classifySqliteError } from './errors.js';
 /** The embedded database: one file, one connection (better-sqlite3 is synchronous). */
 export function createSqliteAdapter(path: string, health: WriteHealth): StoreAdapter {
   const database = withStatementCache(openSqliteFile(path));
+  const notifications = createLocalNotifications();
   return {
+    multiInstance: false,
+    rowLocks: false,
+    now: sql<number>`cast(unixepoch('subsec') * 1000 as integer)`,
+    notifications,
+    // One process: its caches are invalidated by its own writes; this only wakes it.
+    notifyWithin: (_trx, channel, payload) => notifications.notify(channel, payload),
     name: 'sqlite',
     display: path,
     dialect: new SqliteDialect({

@@ -1,0 +1,69 @@
+import type { AlertRule } from '../domain/alert-rules.js';
+import { toIso } from '../domain/clock.js';
+import type { RuleEvaluation } from '../domain/ports/alert-rules-repository.js';
+import { shardOf } from '../domain/shards.js';
+import { scopeKeyOf } from './scope-registry.js';
+
+/** An enabled rule the engine evaluates, with its latest evaluation. */
+export interface Entry {
+  rule: AlertRule;
+  shard: number;
+  scopeKey: string;
+  evaluation: RuleEvaluation;
+  /** The current_value last written; a different one is flushed at the next pass. */
+  persistedValue: number | null;
+}
+
+/** The enabled rules held in memory: by id, by scope (what a batch touches) and by shard. */
+export interface RuleIndex {
+  /** A new entry for the rule, keeping the evaluation of the entry it replaces. */
+  entryOf(rule: AlertRule, now: number, existing?: Entry): Entry;
+  /** Makes the entry its rule's current one. */
+  add(entry: Entry): void;
+  /** No longer evaluated (replaced, disabled, deleted, or its shard went). */
+  remove(entry: Entry): void;
+  get(ruleId: string): Entry | undefined;
+  ofScope(scopeKey: string): Iterable<Entry>;
+  ofShard(shard: number): Entry[];
+  all(): IterableIterator<Entry>;
+  readonly size: number;
+}
+
+export function createRuleIndex(): RuleIndex {
+  const entries = new Map<string, Entry>();
+  const byScope = new Map<string, Set<Entry>>();
+
+  return {
+    entryOf: (rule, now, existing) => ({
+      rule,
+      shard: shardOf(rule.account_id),
+      scopeKey: scopeKeyOf(rule.account_id, rule.project_id),
+      evaluation: existing?.evaluation ?? {
+        current_state: rule.current_state,
+        since: rule.since,
+        last_evaluated_at: rule.last_evaluated_at ?? toIso(now),
+        current_value: rule.current_value,
+      },
+      persistedValue: existing?.persistedValue ?? rule.current_value,
+    }),
+    add(entry) {
+      entries.set(entry.rule.id, entry);
+      let set = byScope.get(entry.scopeKey);
+      if (!set) byScope.set(entry.scopeKey, (set = new Set()));
+      set.add(entry);
+    },
+    remove(entry) {
+      if (entries.get(entry.rule.id) === entry) entries.delete(entry.rule.id);
+      const set = byScope.get(entry.scopeKey);
+      set?.delete(entry);
+      if (set?.size === 0) byScope.delete(entry.scopeKey);
+    },
+    get: (ruleId) => entries.get(ruleId),
+    ofScope: (scopeKey) => byScope.get(scopeKey) ?? [],
+    ofShard: (shard) => [...entries.values()].filter((e) => e.shard === shard),
+    all: () => entries.values(),
+    get size() {
+      return entries.size;
+    },
+  };
+}
