@@ -263,6 +263,7 @@ async function childOurs(urls: string[], count: number, databaseUrl: string): Pr
   const client = createWebhookClient({ guard: createAddressGuard(config.delivery.allowedCidrs) });
   // Wired exactly as src/service.ts wires it.
   const worker = createDeliveryWorker({
+    instanceId: 'bench-delivery',
     store: counting,
     clock: systemClock,
     logger: benchLogger(),
