@@ -167,6 +167,8 @@ export function createCoordinator(deps: CoordinatorDeps): Coordinator {
         if (!stopping) void rebalance();
       });
       await rebalance();
+      // The others give their surplus up now rather than at their next round.
+      await deps.notifications.notify(CHANNELS.shards, '');
       // Three renewals per TTL: one late or failed renewal does not lose the shards.
       timer = setInterval(() => void rebalance(), Math.max(100, Math.floor(ttlMs / 3)));
       timer.unref();

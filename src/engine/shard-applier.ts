@@ -62,8 +62,10 @@ interface ShardTurn {
   chain: Promise<unknown>;
   /** Batches committed here, by number, waiting for their turn. */
   offered: Map<number, { batch: CommittedBatch; resolve(result: unknown): void }>;
-  /** A read is queued already (wakes coalesce). */
+  /** A catch-up is queued already (wakes coalesce). */
   readQueued: boolean;
+  /** Storage may hold batches not seen yet (woken, polled, just taken): read it at the next catch-up. */
+  storageDue: boolean;
 }
 
 export function createShardApplier(deps: ShardApplierDeps): ShardApplier {
@@ -109,13 +111,19 @@ export function createShardApplier(deps: ShardApplierDeps): ShardApplier {
         applyNext(turn, offer.batch);
         continue;
       }
+      // Batches of this process arrive offered: storage is read only when another process
+      // committed (a wake-up, a poll) or an offer waits behind a number not offered here.
+      const behind = [...turn.offered.keys()].some((seq) => seq > next);
+      if (!turn.storageDue && !behind) return;
+      turn.storageDue = false;
       const page = await deps.telemetry.shardBatchesSince(shard, deps.now() - REPLAY_MS, next - 1, PAGE);
       if (turn.dropped) return;
       for (const stored of page) {
         if (stored.shard_seq <= deps.appliedThrough(shard)) continue;
         applyNext(turn, decoded(shard, stored));
       }
-      if (page.length < PAGE) {
+      if (page.length === PAGE) turn.storageDue = true;
+      else {
         // Offered batches are committed, so every number below theirs is committed too: one
         // that could not be read was older than the replay window (pruned). Nothing to apply.
         const waiting = [...turn.offered.keys()].filter((seq) => seq > deps.appliedThrough(shard));
@@ -129,7 +137,8 @@ export function createShardApplier(deps: ShardApplierDeps): ShardApplier {
     }
   }
 
-  function read(shard: number, turn: ShardTurn): Promise<unknown> {
+  function read(shard: number, turn: ShardTurn, fromStorage: boolean): Promise<unknown> {
+    if (fromStorage) turn.storageDue = true;
     if (turn.readQueued) return turn.chain;
     turn.readQueued = true;
     return queue(turn, () => {
@@ -142,10 +151,10 @@ export function createShardApplier(deps: ShardApplierDeps): ShardApplier {
     async take(shard, load) {
       const previous = turns.get(shard);
       if (previous) previous.dropped = true;
-      const turn: ShardTurn = { dropped: false, chain: previous?.chain ?? Promise.resolve(), offered: new Map(), readQueued: false };
+      const turn: ShardTurn = { dropped: false, chain: previous?.chain ?? Promise.resolve(), offered: new Map(), readQueued: false, storageDue: false };
       turns.set(shard, turn);
       await queue(turn, load);
-      await read(shard, turn);
+      await read(shard, turn, true);
     },
 
     drop(shard) {
@@ -168,17 +177,17 @@ export function createShardApplier(deps: ShardApplierDeps): ShardApplier {
       const turn = turns.get(batch.shard);
       if (!turn) return Promise.resolve(undefined);
       const result = new Promise<unknown>((resolve) => turn.offered.set(batch.seq, { batch, resolve }));
-      void read(batch.shard, turn);
+      void read(batch.shard, turn, false);
       return result.then((evaluated) => evaluated);
     },
 
     wake(shard) {
       const turn = turns.get(shard);
-      if (turn) void read(shard, turn);
+      if (turn) void read(shard, turn, true);
     },
 
     wakeAll() {
-      for (const [shard, turn] of turns) void read(shard, turn);
+      for (const [shard, turn] of turns) void read(shard, turn, true);
     },
 
     async idle() {

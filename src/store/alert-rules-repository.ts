@@ -2,7 +2,7 @@ import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { AlertRule, AlertState, Metric, Operator, WindowDuration } from '../domain/alert-rules.js';
 import type { AlertRulesRepository } from '../domain/ports/alert-rules-repository.js';
 import { shardOf } from '../domain/shards.js';
-import { CHANNELS } from '../domain/ports/notifications.js';
+import { CHANNELS, type Change } from '../domain/ports/notifications.js';
 import { checkFence } from './cluster-repository.js';
 import { insertDeliveriesForEvent } from './deliveries-repository.js';
 import type { StoreAdapter } from './dialect/index.js';
@@ -48,6 +48,9 @@ export function createAlertRulesRepository(
   deliveryAttempts: number,
 ): AlertRulesRepository {
   const byAccount = (accountId: string) => db.selectFrom('alert_rules').selectAll().where('account_id', '=', accountId);
+  // Other instances cache rule lists: they forget the account's when this commits.
+  const changed = (trx: Kysely<Database>, accountId?: string) =>
+    adapter.notifyWithin(trx, CHANNELS.changes, JSON.stringify({ kind: 'rules', ...(accountId === undefined ? {} : { account_id: accountId }) } satisfies Change));
 
   return {
     insertWithinLimit(accountId, rule, limit) {
@@ -81,6 +84,7 @@ export function createAlertRulesRepository(
           })
           .returningAll()
           .executeTakeFirstOrThrow();
+        await changed(trx, accountId);
         return toAlertRule(row);
       });
     },
@@ -100,25 +104,28 @@ export function createAlertRulesRepository(
       return row && toAlertRule(row);
     },
 
-    async update(accountId, id, patch, nowIso) {
+    update(accountId, id, patch, nowIso) {
       const { enabled, ...rest } = patch;
-      const row = await db
-        .updateTable('alert_rules')
-        .set({ ...rest, ...(enabled === undefined ? {} : { enabled: enabled ? 1 : 0 }), updated_at: nowIso })
-        .where('account_id', '=', accountId)
-        .where('id', '=', id)
-        .returningAll()
-        .executeTakeFirst();
-      return row && toAlertRule(row);
+      return db.transaction().execute(async (trx) => {
+        const row = await trx
+          .updateTable('alert_rules')
+          .set({ ...rest, ...(enabled === undefined ? {} : { enabled: enabled ? 1 : 0 }), updated_at: nowIso })
+          .where('account_id', '=', accountId)
+          .where('id', '=', id)
+          .returningAll()
+          .executeTakeFirst();
+        if (row) await changed(trx, accountId);
+        return row && toAlertRule(row);
+      });
     },
 
-    async delete(accountId, id) {
-      const result = await db
-        .deleteFrom('alert_rules')
-        .where('account_id', '=', accountId)
-        .where('id', '=', id)
-        .executeTakeFirst();
-      return result.numDeletedRows > 0n;
+    delete(accountId, id) {
+      return db.transaction().execute(async (trx) => {
+        const result = await trx.deleteFrom('alert_rules').where('account_id', '=', accountId).where('id', '=', id).executeTakeFirst();
+        if (result.numDeletedRows === 0n) return false;
+        await changed(trx, accountId);
+        return true;
+      });
     },
 
     saveEvaluation(accountId, id, evaluation, event, fence) {
@@ -128,6 +135,8 @@ export function createAlertRulesRepository(
         if (event) update = update.where('enabled', '=', 1);
         const result = await update.executeTakeFirst();
         if (result.numUpdatedRows === 0n) return false;
+        // A state change: other instances' cached lists show it as soon as it commits.
+        await changed(trx, accountId);
         if (event) {
           await trx.insertInto('alert_events').values(event).execute();
           const deliveries = await insertDeliveriesForEvent(trx, event, deliveryAttempts, Date.parse(event.created_at));
@@ -145,6 +154,8 @@ export function createAlertRulesRepository(
         for (const { accountId, id, evaluation } of evaluations) {
           await trx.updateTable('alert_rules').set(evaluation).where('account_id', '=', accountId).where('id', '=', id).execute();
         }
+        // One notification for the whole flush: cached lists are read again.
+        await changed(trx);
       });
     },
 

@@ -1,14 +1,24 @@
 import type { AlertRule, AlertRuleFilter } from '../domain/alert-rules.js';
 import type { AlertRulesRepository } from '../domain/ports/alert-rules-repository.js';
+import { CHANNELS, type Change, type Notifications } from '../domain/ports/notifications.js';
 import { createWriteInvalidatedCache } from './write-invalidated-cache.js';
 
+
 /**
- * Keeps each account's rules in memory once read, so reads (the bulk of API traffic) skip
- * SQLite row decoding. Every write of rules goes through here. Only valid while this process
- * is the only writer of rules (the single-process SQLite mode).
+ * Keeps each account's rules in memory once read, so reads (the bulk of API traffic) skip a
+ * query and row decoding. Writes of this process go through here; writes of other processes
+ * (rule edits, state changes, the owners' value flushes) arrive as notifications sent when
+ * they commit, and are forgotten then. While notifications may be missed, nothing is served
+ * from memory.
  */
-export function createCachedAlertRulesRepository(inner: AlertRulesRepository): AlertRulesRepository {
-  const cache = createWriteInvalidatedCache<readonly AlertRule[]>();
+export function createCachedAlertRulesRepository(inner: AlertRulesRepository, notifications: Notifications): AlertRulesRepository {
+  const cache = createWriteInvalidatedCache<readonly AlertRule[]>(() => notifications.live);
+  notifications.listen(CHANNELS.changes, (payload) => {
+    const change = JSON.parse(payload) as Change;
+    // An edit or a state change names its account; a flush of values (each second) names none.
+    if (change.kind === 'rules') cache.invalidate(change.account_id === undefined ? undefined : [change.account_id]);
+  });
+  notifications.onResync(() => cache.invalidate());
   const all = async (accountId: string): Promise<readonly AlertRule[]> =>
     (await cache.read(accountId, async () => Object.freeze(await inner.list(accountId, {}))))!;
 

@@ -153,10 +153,9 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     notifications: adapter.notifications,
     accounts: createAccountsRepository(db),
     apiKeys: createApiKeysRepository(db, adapter),
-    // One process alone writes rules on SQLite, so it may cache them. With several processes
-    // the shards' owners write transitions all the time, and a read through any instance
-    // must see them at once: rules are read from the database (indexed by account).
-    alertRules: adapter.multiInstance ? alertRules : createCachedAlertRulesRepository(alertRules),
+    // With several processes, other instances' edits, transitions and value flushes are
+    // forgotten when they commit (NOTIFY sent inside their transaction).
+    alertRules: createCachedAlertRulesRepository(alertRules, adapter.notifications),
     cluster: createClusterRepository(db, adapter),
     deliveries: createDeliveriesRepository(db, adapter),
     serverLease: createServerLeaseRepository(db),

@@ -22,7 +22,8 @@ export type Channel = (typeof CHANNELS)[keyof typeof CHANNELS];
 
 /** What another process may hold in a cache. */
 export type Change =
-  | { kind: 'rules'; account_id: string }
+  /** Without an account: the values of many accounts' rules were flushed (every second). */
+  | { kind: 'rules'; account_id?: string }
   | { kind: 'api_keys' }
   | { kind: 'endpoint'; endpoint_id: string };
 

@@ -43,7 +43,10 @@ export const alertRuleRoutes: FastifyPluginAsyncTypebox<{ rules: AlertRulesServi
         tags: TAGS,
         operationId: 'createAlertRule',
         summary: 'Create an alert rule',
-        description: 'Creates a rule; an account holds at most 10.',
+        description:
+          'Creates a rule; an account holds at most 10. The answer carries its first evaluation. With several instances ' +
+          '(README: Running several instances) it is the evaluation committed by the instance that owns the account, or ' +
+          '`current_state: "unknown"` when that instance does not answer within a second (it evaluates the rule when it can).',
         body: CreateAlertRuleBody,
         response: { 201: AlertRule, ...errorResponses(400, 401, 409, 413, 415, 422, 500, 502) },
       },
@@ -72,7 +75,9 @@ export const alertRuleRoutes: FastifyPluginAsyncTypebox<{ rules: AlertRulesServi
         tags: TAGS,
         operationId: 'updateAlertRule',
         summary: 'Update an alert rule',
-        description: 'Changes only the fields given.',
+        description:
+          'Changes only the fields given; the answer carries the rule evaluated with them (with several instances, as for ' +
+          'create: `unknown` when the owning instance does not answer within a second).',
         params: RuleIdParams,
         body: UpdateAlertRuleBody,
         response: { 200: AlertRule, ...errorResponses(400, 401, 404, 413, 415, 422, 500, 502) },
