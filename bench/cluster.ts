@@ -45,6 +45,7 @@ import { systemClock } from '../src/domain/clock.js';
 import { SHARD_COUNT, shardOf } from '../src/domain/shards.js';
 import type { TelemetryEvent } from '../src/domain/telemetry.js';
 import { deltasOf, encodeDeltas } from '../src/engine/aggregates.js';
+import { SCHEMA_SUFFIX_SQL } from '../src/store/dialect/postgres/notifications.js';
 import { createLogger } from '../src/logger.js';
 import { VoiceAgentSimulator } from '../src/simulator/voice-agent-simulator.js';
 import { readClusterStatus, type ClusterStatus } from '../src/store/cluster-status.js';
@@ -395,9 +396,9 @@ class Cluster {
 // ---------------------------------------------------------------- alerts_deliveries listener
 
 /**
- * LISTEN alerts_deliveries on the run's schema. A notification counts for the pending sample
- * only once an alert event of the sample's account is visible (the channel is per database:
- * a notification of another schema's user would not be ours).
+ * LISTEN alerts_deliveries on the run's schema (the service suffixes its channels with a digest
+ * of the schema: SCHEMA_SUFFIX_SQL). A notification counts for the pending sample only once an
+ * alert event of the sample's account is visible.
  */
 class DeliveriesListener {
   private client!: pg.Client;
@@ -408,12 +409,14 @@ class DeliveriesListener {
   async start(url: string): Promise<void> {
     this.client = new pg.Client({ connectionString: url });
     await this.client.connect();
+    const { suffix } = (await this.client.query<{ suffix: string }>(`select ${SCHEMA_SUFFIX_SQL} as suffix`)).rows[0]!;
+    const channel = `alerts_deliveries_${suffix}`;
     this.client.on('notification', (message) => {
       const t = performance.now();
-      if (message.channel !== 'alerts_deliveries') return;
+      if (message.channel !== channel) return;
       this.chain = this.chain.then(() => this.check(t)).catch(() => undefined);
     });
-    await this.client.query('listen alerts_deliveries');
+    await this.client.query(`listen ${channel}`);
   }
 
   private async check(t: number): Promise<void> {

@@ -2,7 +2,7 @@ import { PostgresDialect, sql } from 'kysely';
 import type { StoreAdapter } from '../adapter.js';
 import { guardConnection, type WriteHealth } from '../guard.js';
 import { createPostgresPool } from './connection.js';
-import { createPostgresNotifications } from './notifications.js';
+import { createPostgresNotifications, SCHEMA_SUFFIX_SQL } from './notifications.js';
 import { classifyPostgresError } from './errors.js';
 
 /**
@@ -31,7 +31,7 @@ export function createPostgresAdapter(options: PostgresAdapterOptions): StoreAda
     now: sql<number>`(floor(extract(epoch from clock_timestamp()) * 1000))::bigint`,
     notifications: createPostgresNotifications(options.url, pool, options.onNotificationsError),
     async notifyWithin(trx, channel, payload) {
-      await sql`select pg_notify(${channel}, ${payload})`.execute(trx);
+      await sql`select pg_notify(${channel} || '_' || ${sql.raw(SCHEMA_SUFFIX_SQL)}, ${payload})`.execute(trx);
     },
     name: 'postgres',
     display: options.display,

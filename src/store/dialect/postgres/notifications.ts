@@ -5,6 +5,14 @@ import type { Channel, Notifications } from '../../../domain/ports/notifications
 const RECONNECT_MS = 500;
 
 /**
+ * Channels are per database, not per schema: each is suffixed with a digest of the schema the
+ * connection works in (its search_path), so deployments in separate schemas of one database
+ * (and the test suite's schemas) do not wake each other. Computed by the database itself, so
+ * a NOTIFY sent inside any transaction names the same channel as the LISTEN.
+ */
+export const SCHEMA_SUFFIX_SQL = `left(md5(current_schema()), 12)`;
+
+/**
  * LISTEN/NOTIFY on one dedicated connection (a pooled one would be handed to other queries).
  * The connection is opened again after any failure; until it is back `live` is false, and
  * each (re)connection runs the resync handlers: notifications sent meanwhile are gone.
@@ -18,6 +26,7 @@ export function createPostgresNotifications(url: string, pool: pg.Pool, onError:
   let live = false;
   let retry: NodeJS.Timeout | undefined;
   let queries: Promise<unknown> = Promise.resolve();
+  let suffix = '';
 
   async function connect(): Promise<void> {
     const next = new pg.Client({ connectionString: url, application_name: 'alerts-listen', keepAlive: true });
@@ -27,7 +36,8 @@ export function createPostgresNotifications(url: string, pool: pg.Pool, onError:
     });
     next.on('end', () => lost(next));
     next.on('notification', (message) => {
-      for (const handler of handlers.get(message.channel as Channel) ?? []) {
+      const channel = message.channel.slice(0, message.channel.lastIndexOf('_')) as Channel;
+      for (const handler of handlers.get(channel) ?? []) {
         try {
           handler(message.payload ?? '');
         } catch (error) {
@@ -36,7 +46,8 @@ export function createPostgresNotifications(url: string, pool: pg.Pool, onError:
       }
     });
     await next.connect();
-    for (const channel of handlers.keys()) await next.query(`listen ${channel}`);
+    suffix = (await next.query<{ suffix: string }>(`select ${SCHEMA_SUFFIX_SQL} as suffix`)).rows[0]!.suffix;
+    for (const channel of handlers.keys()) await next.query(`listen ${channel}_${suffix}`);
     if (closed) {
       await next.end().catch(() => undefined);
       return;
@@ -75,12 +86,12 @@ export function createPostgresNotifications(url: string, pool: pg.Pool, onError:
         handlers.set(channel, [handler]);
         // Registered after start: listen on the live connection too, one query at a time.
         const current = client;
-        if (current) queries = queries.then(() => current.query(`listen ${channel}`)).catch((error: unknown) => onError(error as Error));
+        if (current) queries = queries.then(() => current.query(`listen ${channel}_${suffix}`)).catch((error: unknown) => onError(error as Error));
       }
     },
     async notify(channel, payload) {
       try {
-        await pool.query('select pg_notify($1, $2)', [channel, payload]);
+        await pool.query(`select pg_notify($1 || '_' || ${SCHEMA_SUFFIX_SQL}, $2)`, [channel, payload]);
       } catch (error) {
         onError(error as Error);
       }
