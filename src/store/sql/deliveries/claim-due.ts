@@ -5,9 +5,11 @@ import { claimIsLive, toDelivery, type QueueCapabilities } from './claims.js';
 
 /**
  * The PostgreSQL advisory lock that serializes claims (taken first in every claim transaction,
- * released at its commit). Not the migration lock's id (3853314791062309107).
+ * released at its commit): this class and the schema's hash, so that deployments in separate
+ * schemas of one database do not wait for each other. The two-key form never collides with
+ * the migration lock's one-key id.
  */
-export const CLAIM_LOCK_ID = '7105486330247911931';
+export const CLAIM_LOCK_CLASS = 710548633;
 
 /** How many candidates per wanted delivery the claim reads, for the room filter to choose from. */
 const CANDIDATES_PER_SLOT = 4;
@@ -55,7 +57,7 @@ function clusterRoom(room: ClaimRoom, inFlight: Awaited<ReturnType<typeof liveCl
 /**
  * Claims due deliveries for `owner` (see DeliveriesRepository.claimDue), in one transaction:
  *
- * 1. PostgreSQL: `pg_advisory_xact_lock(CLAIM_LOCK_ID)`, so claims run one at a time and each
+ * 1. PostgreSQL: `pg_advisory_xact_lock(CLAIM_LOCK_CLASS, <schema>)`, so claims run one at a time and each
  *    counts the claims committed before it (read committed: every statement sees the latest
  *    commits). SQLite: the transaction already holds the database's write lock.
  * 2. The deliveries in flight under live claims, per endpoint and account, against the limits.
@@ -74,7 +76,7 @@ export function claimDue(
   localRoom: ClaimRoom,
 ): Promise<ClaimedDelivery[]> {
   return db.transaction().execute(async (trx) => {
-    if (capabilities.rowLocks) await sql`select pg_advisory_xact_lock(${sql.lit(CLAIM_LOCK_ID)}::bigint)`.execute(trx);
+    if (capabilities.rowLocks) await sql`select pg_advisory_xact_lock(${sql.lit(CLAIM_LOCK_CLASS)}, hashtext(current_schema()))`.execute(trx);
     const room = clusterRoom(localRoom, await liveClaimCounts(trx, capabilities, owner, now));
     let due = trx
       .selectFrom('webhook_deliveries as d')
