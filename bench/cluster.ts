@@ -35,10 +35,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import autocannon, { type Result } from 'autocannon';
-import Fastify from 'fastify';
 import pg from 'pg';
-import { pino } from 'pino';
-import secureJson from 'secure-json-parse';
 import { parseDatabaseUrl } from '../src/config.js';
 import { createApiKeysService } from '../src/domain/api-keys-service.js';
 import { systemClock } from '../src/domain/clock.js';
@@ -46,12 +43,11 @@ import { SHARD_COUNT, shardOf } from '../src/domain/shards.js';
 import type { TelemetryEvent } from '../src/domain/telemetry.js';
 import { deltasOf, encodeDeltas } from '../src/engine/aggregates.js';
 import { SCHEMA_SUFFIX_SQL } from '../src/store/dialect/postgres/notifications.js';
-import { createLogger } from '../src/logger.js';
 import { VoiceAgentSimulator } from '../src/simulator/voice-agent-simulator.js';
 import { readClusterStatus, type ClusterStatus } from '../src/store/cluster-status.js';
 import { openStore, type Store } from '../src/store/store.js';
 import { cpuMeter, logSummary, startInstance, type CpuUse, type Instance, type InstanceSpec } from './cluster-processes.js';
-import { benchDatabases, fmtMs, fmtNumber, freshDatabase, percentOf, percentile, table, verdict, type BenchDatabases, type FreshDatabase } from './helpers.js';
+import { benchDatabases, fmtMs, fmtNumber, freshDatabase, percentOf, percentile, table, verdict, type BenchDatabases, type FreshDatabase, serveBareTelemetry } from './helpers.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const SIZES = [1, 2, 3];
@@ -82,24 +78,6 @@ const p50p99 = (values: readonly number[]) => {
 
 // ---------------------------------------------------------------- bare HTTP baseline (child)
 
-/** Child: the same framework and JSON parser as the service; answers 202, stores nothing. */
-async function serveBare(): Promise<void> {
-  const app = Fastify({ loggerInstance: createLogger('warn', pino.destination({ dest: '/dev/null', sync: false })) as never, bodyLimit: 8 * 1024 * 1024 });
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
-    try {
-      done(null, secureJson.parse(body as string, undefined, { protoAction: 'error', constructorAction: 'error' }));
-    } catch (error) {
-      done(error as Error, undefined);
-    }
-  });
-  app.post('/v1/telemetry/events', (request, reply) => reply.status(202).send({ accepted: (request.body as { events: unknown[] }).events.length }));
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const address = app.server.address();
-  if (!address || typeof address === 'string') throw new Error('no address');
-  process.on('SIGTERM', () => void app.close().finally(() => process.exit(0)));
-  process.stdout.write(JSON.stringify({ port: address.port }) + '\n');
-}
 
 // ---------------------------------------------------------------- HTTP helpers
 
@@ -812,5 +790,5 @@ function printLogs(label: string, logs: Map<string, number>): void {
   for (const [line, count] of [...logs].sort((a, b) => b[1] - a[1])) console.log(`    ${count} x ${line.length > 220 ? `${line.slice(0, 219)}…` : line}`);
 }
 
-if (process.argv[2] === 'bare') await serveBare();
+if (process.argv[2] === 'bare') await serveBareTelemetry();
 else await main();

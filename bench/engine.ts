@@ -34,10 +34,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import autocannon, { type Options, type Result } from 'autocannon';
 import BetterSqlite3 from 'better-sqlite3';
-import Fastify from 'fastify';
 import { sql } from 'kysely';
 import { pino } from 'pino';
-import secureJson from 'secure-json-parse';
 import { loadConfig } from '../src/config.js';
 import type { Metric, Operator, WindowDuration } from '../src/domain/alert-rules.js';
 import { toIso, type Clock } from '../src/domain/clock.js';
@@ -50,7 +48,7 @@ import { createLogger } from '../src/logger.js';
 import { createService } from '../src/service.js';
 import { DEFAULT_LATENCY, VoiceAgentSimulator, createRng, sampleLatency, type SimulatedEvent } from '../src/simulator/voice-agent-simulator.js';
 import { openStore } from '../src/store/store.js';
-import { benchDatabases, DATABASE_LABEL, fmtNumber as fmt, percentile, percentOf, table, verdict, withFreshDatabase, type DatabaseKind } from './helpers.js';
+import { benchDatabases, DATABASE_LABEL, fmtNumber as fmt, percentile, percentOf, table, verdict, withFreshDatabase, type DatabaseKind, serveBareTelemetry } from './helpers.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8);
@@ -123,27 +121,6 @@ async function serveOurs(databaseUrl: string): Promise<void> {
   process.stdout.write(JSON.stringify({ port: address.port, key } satisfies ServerInfo) + '\n');
 }
 
-/** Child: the same framework, logger and JSON parser; the route discards the parsed body. */
-async function serveBare(): Promise<void> {
-  const app = Fastify({ loggerInstance: silentLogger() as never, bodyLimit: 8 * MiB });
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
-    try {
-      done(null, secureJson.parse(body as string, undefined, { protoAction: 'error', constructorAction: 'error' }));
-    } catch (error) {
-      done(error as Error, undefined);
-    }
-  });
-  app.post('/v1/telemetry/events', (request, reply) => {
-    const { events } = request.body as { events: unknown[] };
-    return reply.status(202).send({ accepted: events.length });
-  });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const address = app.server.address();
-  if (!address || typeof address === 'string') throw new Error('no address');
-  process.on('SIGTERM', () => void app.close().finally(() => process.exit(0)));
-  process.stdout.write(JSON.stringify({ port: address.port, key: 'unused' } satisfies ServerInfo) + '\n');
-}
 
 function cannon(options: Options): Promise<Result> {
   return new Promise((resolve, reject) => {
@@ -837,7 +814,7 @@ switch (part) {
     await serveOurs(process.argv[3]!);
     break;
   case 'serve-bare':
-    await serveBare();
+    await serveBareTelemetry({ key: 'unused' } satisfies Omit<ServerInfo, 'port'>);
     break;
   case 'evaluation':
     await evaluation();

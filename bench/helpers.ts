@@ -7,8 +7,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Fastify from 'fastify';
 import pg from 'pg';
+import { pino } from 'pino';
+import secureJson from 'secure-json-parse';
 import { parseDatabaseUrl } from '../src/config.js';
+import { createLogger } from '../src/logger.js';
 
 // ---------------------------------------------------------------- numbers and tables
 
@@ -178,4 +182,30 @@ export async function withFreshDatabase<T>(kind: DatabaseKind, databases: BenchD
   } finally {
     await db.drop();
   }
+}
+
+// ---------------------------------------------------------------- the bare telemetry route
+
+/**
+ * A child process's bare baseline for telemetry: the same framework, logger and JSON parser as
+ * the service, `POST /v1/telemetry/events` answering 202 with the count and storing nothing.
+ * Prints `{"port": n, ...extra}` on stdout once listening; SIGTERM closes it.
+ */
+export async function serveBareTelemetry(extra: Record<string, unknown> = {}): Promise<void> {
+  const logger = createLogger('info', pino.destination({ dest: '/dev/null', sync: false }));
+  const app = Fastify({ loggerInstance: logger as never, bodyLimit: 8 * 1024 * 1024 });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    try {
+      done(null, secureJson.parse(body as string, undefined, { protoAction: 'error', constructorAction: 'error' }));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
+  });
+  app.post('/v1/telemetry/events', (request, reply) => reply.status(202).send({ accepted: (request.body as { events: unknown[] }).events.length }));
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  if (!address || typeof address === 'string') throw new Error('no address');
+  process.on('SIGTERM', () => void app.close().finally(() => process.exit(0)));
+  process.stdout.write(JSON.stringify({ port: address.port, ...extra }) + '\n');
 }

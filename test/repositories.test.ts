@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { FencedError } from '../src/domain/ports/cluster-repository.js';
 import { shardOf } from '../src/domain/shards.js';
 import { AppError } from '../src/domain/errors.js';
 import { ID_PREFIX, newId } from '../src/domain/ids.js';
@@ -155,6 +156,37 @@ describe.each(implementations)('the $name store', ({ open }) => {
     expect(claimed).toHaveLength(1);
     expect(claimed[0]).toMatchObject({ payload, attempts: 1, status: 'in_flight', headers: { 'X-Team': 'ops ✓' }, timeout_ms: 5000 });
     expect(await store.deliveries.claimDue('instance-a', NOW, 10, 30_000, room)).toEqual([]);
+  });
+
+  it('writes a transition only under the current fence of its shard: a stale epoch writes nothing, neither state nor event nor delivery', async () => {
+    const store = await open();
+    const account = await store.accounts.ensure('acme', iso(NOW));
+    const rule = await store.alertRules.insertWithinLimit(account.id, ruleRow(), 10);
+    const endpoint = await store.webhookEndpoints.insertWithinLimit(account.id, endpointRow(), 'whsec_x', 10);
+    if (rule === 'limit_exceeded' || endpoint === 'limit_exceeded') throw new Error('limit');
+    const shard = shardOf(account.id);
+    const fenceOf = (owner: string, held: { shard: number; epoch: number }[]) => ({ owner, shard, epoch: held.find((h) => h.shard === shard)!.epoch });
+    const eventFor = () => ({ id: newId(ID_PREFIX.event), account_id: account.id, rule_id: rule.id, event_type: 'alerts.triggered' as const, payload: '{}', created_at: iso(NOW) });
+    const firing = { current_state: 'alert' as const, since: iso(NOW), last_evaluated_at: iso(NOW), current_value: 2000 };
+
+    // A held every shard, then gave them up; B took them, with the next epoch.
+    const heldByA = await store.cluster.acquire('instance-a', 64, 60_000);
+    const stale = fenceOf('instance-a', heldByA);
+    await store.cluster.release('instance-a', heldByA);
+    const current = fenceOf('instance-b', await store.cluster.acquire('instance-b', 64, 60_000));
+    expect(current.epoch).toBe(stale.epoch + 1);
+
+    const refused = store.alertRules.saveEvaluation(account.id, rule.id, firing, eventFor(), stale);
+    await expect(refused).rejects.toBeInstanceOf(FencedError);
+    await expect(store.alertRules.saveEvaluations([{ accountId: account.id, id: rule.id, evaluation: firing }], stale)).rejects.toBeInstanceOf(FencedError);
+    expect(await store.alertRules.get(account.id, rule.id)).toMatchObject({ current_state: 'unknown', current_value: null });
+    expect(await store.alertEvents.list(account.id)).toEqual([]);
+    expect(await store.deliveries.list(account.id, endpoint.id, {}, 10)).toEqual([]);
+
+    expect(await store.alertRules.saveEvaluation(account.id, rule.id, firing, eventFor(), current)).toBe(true);
+    expect(await store.alertRules.get(account.id, rule.id)).toMatchObject({ current_state: 'alert', current_value: 2000 });
+    expect(await store.alertEvents.list(account.id)).toHaveLength(1);
+    expect(await store.deliveries.list(account.id, endpoint.id, {}, 10)).toHaveLength(1);
   });
 
   it('lists in creation order and filters the same way', async () => {

@@ -88,9 +88,10 @@ export function createEngine(deps: EngineDeps): Engine {
   const { store, clock, logger, evaluationIntervalMs, onEventCommitted, notifications } = deps;
   const registry = createScopeRegistry({ telemetry: store.telemetry, logger });
   const rules = createRuleIndex();
-  /** Fences of held shards; without ownership every shard is held, unfenced. */
-  const epochs = new Map<number, number>();
-  /** Held shards whose load has completed: only their rules are evaluated (a half-loaded shard would mislead). */
+  /**
+   * Held shards (the applier holds their turns) whose load has completed: only their rules are
+   * evaluated (a half-loaded shard would mislead). Without ownership every shard is held, unfenced.
+   */
   const loaded = new Set<number>();
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
@@ -156,7 +157,7 @@ export function createEngine(deps: EngineDeps): Engine {
     for (const rule of enabled) rules.add(rules.entryOf(rule, now));
     const projects = enabled.flatMap((r) => (r.project_id === null ? [] : [{ accountId: r.account_id, project: r.project_id }]));
     const applied = await registry.loadShard(shard, now, projects);
-    if (!epochs.has(shard)) return applied;
+    if (!applier.holds(shard)) return applied;
     loaded.add(shard);
     const evaluatedAt = clock.now();
     registry.advance(evaluatedAt);
@@ -166,7 +167,7 @@ export function createEngine(deps: EngineDeps): Engine {
 
   /** Rereads the held shards' rules: a change made through another instance whose request was missed. */
   async function reconcile(): Promise<void> {
-    for (const shard of [...epochs.keys()]) {
+    for (const shard of [...loaded]) {
       const stored = await store.alertRules.listEnabled(shard);
       await applier.inTurn(shard, async () => {
         const ids = new Set(stored.map((r) => r.id));
@@ -278,8 +279,7 @@ export function createEngine(deps: EngineDeps): Engine {
     },
 
     gained(shards) {
-      for (const { shard, epoch } of shards) {
-        epochs.set(shard, epoch);
+      for (const { shard } of shards) {
         loaded.delete(shard);
         applier
           .take(shard, () => load(shard))
@@ -295,7 +295,6 @@ export function createEngine(deps: EngineDeps): Engine {
 
     async lost(shards) {
       for (const shard of shards) {
-        epochs.delete(shard);
         loaded.delete(shard);
         applier.drop(shard);
         for (const entry of rules.ofShard(shard)) rules.remove(entry);

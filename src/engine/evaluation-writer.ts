@@ -4,6 +4,7 @@ import { toIso } from '../domain/clock.js';
 import type { RuleEvaluation } from '../domain/ports/alert-rules-repository.js';
 import { FencedError, type Fence } from '../domain/ports/cluster-repository.js';
 import type { Repositories } from '../domain/ports/repositories.js';
+import { shardOf } from '../domain/shards.js';
 import { alertEventFor } from './alert-event.js';
 import { measure, stateOf, transitionEvent } from './evaluate.js';
 import type { Entry, RuleIndex } from './rule-index.js';
@@ -137,7 +138,7 @@ export function createEvaluationWriter(deps: EvaluationWriterDeps): EvaluationWr
     },
 
     async saveDisabled(rule, evaluation, from) {
-      const shard = rules.entryOf(rule, 0).shard;
+      const shard = shardOf(rule.account_id);
       try {
         const saved = await enqueue(() => store.alertRules.saveEvaluation(rule.account_id, rule.id, evaluation, undefined, fenceFor(shard)));
         if (saved && from !== 'unknown') logStateChange(rule, from, 'unknown', null);

@@ -178,7 +178,7 @@ export function createShardApplier(deps: ShardApplierDeps): ShardApplier {
       if (!turn) return Promise.resolve(undefined);
       const result = new Promise<unknown>((resolve) => turn.offered.set(batch.seq, { batch, resolve }));
       void read(batch.shard, turn, false);
-      return result.then((evaluated) => evaluated);
+      return result;
     },
 
     wake(shard) {

@@ -1,5 +1,6 @@
-import { sql, type Kysely, type RawBuilder } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { SHARD_COUNT } from '../domain/shards.js';
+import { databaseClock } from './dialect/index.js';
 import type { Database } from './schema.js';
 import type { Store } from './store.js';
 
@@ -87,11 +88,6 @@ export interface ClusterStatus {
   };
 }
 
-/** The database's clock, epoch ms, as an SQL expression (the store adapter's `now`). */
-function databaseNow(dialect: Store['adapter']): RawBuilder<number> {
-  return dialect === 'postgres' ? sql<number>`(floor(extract(epoch from clock_timestamp()) * 1000))::bigint` : sql<number>`cast(unixepoch('subsec') * 1000 as integer)`;
-}
-
 interface Rows {
   now: number;
   instances: { instance_id: string; pid: number; hostname: string; address: string | null; started_at: string; heartbeat_at: number; expires_at: number; stopping: number }[];
@@ -100,7 +96,7 @@ interface Rows {
 }
 
 async function readRows(db: Kysely<Database>, dialect: Store['adapter']): Promise<Rows> {
-  const nowRow = await sql<{ now: number | string }>`select ${databaseNow(dialect)} as now`.execute(db);
+  const nowRow = await sql<{ now: number | string }>`select ${databaseClock(dialect)} as now`.execute(db);
   const now = Number(nowRow.rows[0]!.now);
   const visibleAfter = now - DEAD_INSTANCE_VISIBLE_MS;
   const instances = await db

@@ -1,8 +1,9 @@
+import type { RawBuilder } from 'kysely';
 import type { DatabaseLocation } from '../../config.js';
 import type { StoreAdapter } from './adapter.js';
 import type { WriteHealth } from './guard.js';
-import { createPostgresAdapter } from './postgres/adapter.js';
-import { createSqliteAdapter } from './sqlite/adapter.js';
+import { createPostgresAdapter, POSTGRES_NOW } from './postgres/adapter.js';
+import { createSqliteAdapter, SQLITE_NOW } from './sqlite/adapter.js';
 
 export type { StoreAdapter, DatabaseFailure, MigrationDialect } from './adapter.js';
 export type { WriteHealth } from './guard.js';
@@ -20,4 +21,9 @@ export function createAdapter(
     case 'postgres':
       return createPostgresAdapter({ url: location.url, display: location.display, poolSize: location.poolSize, health, onIdleError, onNotificationsError });
   }
+}
+
+/** The database's clock (epoch ms) as an SQL expression, for code that has a dialect name but no adapter. */
+export function databaseClock(kind: StoreAdapter['name']): RawBuilder<number> {
+  return kind === 'postgres' ? POSTGRES_NOW : SQLITE_NOW;
 }

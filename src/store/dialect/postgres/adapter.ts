@@ -11,6 +11,9 @@ import { classifyPostgresError } from './errors.js';
  */
 const MIGRATION_LOCK_ID = '3853314791062309107';
 
+/** The database's clock, epoch ms: clock_timestamp(), not now() (the start of the transaction). */
+export const POSTGRES_NOW = sql<number>`(floor(extract(epoch from clock_timestamp()) * 1000))::bigint`;
+
 export interface PostgresAdapterOptions {
   url: string;
   display: string;
@@ -27,8 +30,7 @@ export function createPostgresAdapter(options: PostgresAdapterOptions): StoreAda
   return {
     multiInstance: true,
     rowLocks: true,
-    // clock_timestamp(), not now(): now() is the start of the transaction.
-    now: sql<number>`(floor(extract(epoch from clock_timestamp()) * 1000))::bigint`,
+    now: POSTGRES_NOW,
     notifications: createPostgresNotifications(options.url, pool, options.onNotificationsError),
     async notifyWithin(trx, channel, payload) {
       await sql`select pg_notify(${channel} || '_' || ${sql.raw(SCHEMA_SUFFIX_SQL)}, ${payload})`.execute(trx);

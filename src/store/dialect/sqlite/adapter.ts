@@ -5,6 +5,9 @@ import { guardConnection, type WriteHealth } from '../guard.js';
 import { openSqliteFile, withStatementCache } from './connection.js';
 import { classifySqliteError } from './errors.js';
 
+/** The database's clock, epoch ms. */
+export const SQLITE_NOW = sql<number>`cast(unixepoch('subsec') * 1000 as integer)`;
+
 /** The embedded database: one file, one connection (better-sqlite3 is synchronous). */
 export function createSqliteAdapter(path: string, health: WriteHealth): StoreAdapter {
   const database = withStatementCache(openSqliteFile(path));
@@ -12,10 +15,12 @@ export function createSqliteAdapter(path: string, health: WriteHealth): StoreAda
   return {
     multiInstance: false,
     rowLocks: false,
-    now: sql<number>`cast(unixepoch('subsec') * 1000 as integer)`,
+    now: SQLITE_NOW,
     notifications,
-    // One process: its caches are invalidated by its own writes; this only wakes it.
-    notifyWithin: (_trx, channel, payload) => notifications.notify(channel, payload),
+    // One server process: it invalidates its own caches and wakes its own engine and worker
+    // where it writes, so a notification from a transaction would tell it nothing new (and a
+    // value flush's would empty its rule cache every second).
+    notifyWithin: async () => {},
     name: 'sqlite',
     display: path,
     dialect: new SqliteDialect({
