@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import envSchema from 'env-schema';
 import { parseCidr } from './delivery/address-guard.js';
 import { DEFAULT_RETRY_SCHEDULE, parseRetrySchedule } from './delivery/retry-schedule.js';
-import { DEFAULT_EVENT_RETENTION, parseRetention } from './domain/retention.js';
+import { DEFAULT_EVENT_RETENTION, DEFAULT_HISTORY_RETENTION, DEFAULT_TELEMETRY_RETENTION, parseRetention } from './domain/retention.js';
 
 /**
  * Where the data lives; `kind` says which storage implementation serves it. `display` names
@@ -32,6 +32,10 @@ export interface Config {
   readonly evaluationIntervalMs: number;
   /** How long alert events, webhook deliveries and attempts are kept; null: for ever. */
   readonly eventRetentionMs: number | null;
+  /** How long per-minute telemetry is kept (`ALERTS_TELEMETRY_RETENTION`, default 7 days); null: for ever. */
+  readonly telemetryRetentionMs: number | null;
+  /** How long rule state history is kept (`ALERTS_HISTORY_RETENTION`, default 30 days); null: for ever. */
+  readonly historyRetentionMs: number | null;
   readonly delivery: DeliveryConfig;
   readonly http: HttpServerConfig;
   /** false: start-up refuses a database whose schema is behind instead of migrating it (`alerts migrate` does). */
@@ -96,6 +100,8 @@ interface RawEnv {
   ALERTS_AUTH_CACHE_TTL_MS: number;
   ALERTS_EVALUATION_INTERVAL_MS: number;
   ALERTS_EVENT_RETENTION: string;
+  ALERTS_TELEMETRY_RETENTION: string;
+  ALERTS_HISTORY_RETENTION: string;
   ALERTS_REQUEST_TIMEOUT_MS: number;
   ALERTS_KEEP_ALIVE_TIMEOUT_MS: number;
   ALERTS_MAX_CONNECTIONS: number;
@@ -120,6 +126,8 @@ const ENV_SCHEMA = {
     ALERTS_AUTH_CACHE_TTL_MS: { type: 'integer', minimum: 0, maximum: 300_000, default: 5_000 },
     ALERTS_EVALUATION_INTERVAL_MS: { type: 'integer', minimum: 0, maximum: 60_000, default: 1_000 },
     ALERTS_EVENT_RETENTION: { type: 'string', default: DEFAULT_EVENT_RETENTION },
+    ALERTS_TELEMETRY_RETENTION: { type: 'string', default: DEFAULT_TELEMETRY_RETENTION },
+    ALERTS_HISTORY_RETENTION: { type: 'string', default: DEFAULT_HISTORY_RETENTION },
     ALERTS_REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 3_600_000, default: 30_000 },
     ALERTS_KEEP_ALIVE_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 3_600_000, default: 72_000 },
     ALERTS_MAX_CONNECTIONS: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 1_000 },
@@ -183,12 +191,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   } catch (error) {
     throw new ConfigError(`ALERTS_RETRY_SCHEDULE: ${(error as Error).message}`);
   }
-  let eventRetentionMs: number | null;
-  try {
-    eventRetentionMs = parseRetention(raw.ALERTS_EVENT_RETENTION);
-  } catch (error) {
-    throw new ConfigError(`ALERTS_EVENT_RETENTION: ${(error as Error).message}`);
-  }
+  const retention = (name: 'ALERTS_EVENT_RETENTION' | 'ALERTS_TELEMETRY_RETENTION' | 'ALERTS_HISTORY_RETENTION'): number | null => {
+    try {
+      return parseRetention(raw[name]);
+    } catch (error) {
+      throw new ConfigError(`${name}: ${(error as Error).message}`);
+    }
+  };
+  const eventRetentionMs = retention('ALERTS_EVENT_RETENTION');
+  const telemetryRetentionMs = retention('ALERTS_TELEMETRY_RETENTION');
+  const historyRetentionMs = retention('ALERTS_HISTORY_RETENTION');
   const allowedCidrs = raw.ALERTS_WEBHOOK_ALLOWED_CIDRS.split(',').map((c) => c.trim()).filter((c) => c !== '');
   for (const cidr of allowedCidrs) {
     try {
@@ -217,6 +229,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     authCacheTtlMs: raw.ALERTS_AUTH_CACHE_TTL_MS,
     evaluationIntervalMs: raw.ALERTS_EVALUATION_INTERVAL_MS,
     eventRetentionMs,
+    telemetryRetentionMs,
+    historyRetentionMs,
     http: Object.freeze({
       requestTimeoutMs: raw.ALERTS_REQUEST_TIMEOUT_MS,
       keepAliveTimeoutMs: raw.ALERTS_KEEP_ALIVE_TIMEOUT_MS,

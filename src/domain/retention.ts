@@ -2,6 +2,10 @@ import { toIso, type Clock } from './clock.js';
 
 /** The documented default: alert events, deliveries and attempts are kept 30 days. */
 export const DEFAULT_EVENT_RETENTION = '30d';
+/** Per-minute telemetry (series and previews beyond the last two hours): 7 days. */
+export const DEFAULT_TELEMETRY_RETENTION = '7d';
+/** Rule state history: 30 days, as Grafana keeps alert state history. */
+export const DEFAULT_HISTORY_RETENTION = '30d';
 export const MIN_RETENTION_MS = 3_600_000;
 export const MAX_RETENTION_MS = 3650 * 86_400_000;
 

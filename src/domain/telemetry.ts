@@ -10,6 +10,13 @@ export const MAX_LATENCY_MS = 3_600_000;
 export const MAX_FUTURE_MS = 5 * 60_000;
 /** Events older than the longest window are rejected: they could never count. */
 export const MAX_AGE_MS = 60 * 60_000;
+/**
+ * How long per-second telemetry (telemetry_seconds) is kept: the longest window plus the
+ * accepted lateness plus the accepted lead. A point of a series in the last hour then has its
+ * whole window (up to 60 minutes before it) at per-second resolution, late events included.
+ * Older telemetry is kept per minute (telemetry_minutes, ALERTS_TELEMETRY_RETENTION).
+ */
+export const PER_SECOND_RETENTION_MS = 2 * MAX_AGE_MS + MAX_FUTURE_MS;
 /** A scope that sent nothing for this long has no data, even for count metrics. */
 export const SCOPE_KNOWN_FOR_MS = 24 * 60 * 60_000;
 

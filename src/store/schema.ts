@@ -178,7 +178,52 @@ export interface ShardSequencesTable {
   last_seq: number;
 }
 
+/** One state transition of a rule, with the rule's condition at that moment (migration 0011). */
+export interface AlertRuleHistoryTable {
+  seq: Generated<number>;
+  account_id: string;
+  rule_id: string;
+  /** The event the transition emitted; null for transitions that send nothing. */
+  event_id: string | null;
+  event_type: string | null;
+  from_state: string;
+  to_state: string;
+  value: number | null;
+  /** ISO-8601 UTC with milliseconds. */
+  at: string;
+  threshold_value: number;
+  operator: string;
+  window_duration: string;
+}
+
+/**
+ * Telemetry of one scope (project_key '' = the account as a whole) per second, or per minute
+ * (`second` is then the last second the row covers, a multiple of 60: it holds (second - 60,
+ * second]). `latencies` is [bin, count, ...] JSON, bins in ascending order.
+ */
+export interface TelemetryRollupTable {
+  account_id: string;
+  project_key: string;
+  second: number;
+  call: number;
+  call_crash: number;
+  turn: number;
+  api_error: number;
+  function_error: number;
+  latencies: string;
+}
+
+/** Per shard: the highest shard_seq folded into telemetry_seconds and telemetry_minutes. */
+export interface TelemetryRollupProgressTable {
+  shard: number;
+  rolled_seq: number;
+}
+
 export interface Database {
+  alert_rule_history: AlertRuleHistoryTable;
+  telemetry_seconds: TelemetryRollupTable;
+  telemetry_minutes: TelemetryRollupTable;
+  telemetry_rollup_progress: TelemetryRollupProgressTable;
   cluster_instances: ClusterInstancesTable;
   shard_leases: ShardLeasesTable;
   shard_sequences: ShardSequencesTable;

@@ -10,6 +10,7 @@ import { telemetryByAccountMigration } from './0007-telemetry-by-account.js';
 import { serverLeaseMigration } from './0008-server-lease.js';
 import { telemetryIdempotencyMigration } from './0009-telemetry-idempotency.js';
 import { clusterMigration } from './0010-cluster.js';
+import { historyAndRollupsMigration } from './0011-history-and-rollups.js';
 
 /** Every schema version in order; names sort in the order they must run. */
 export function migrationProvider(dialect: MigrationDialect): MigrationProvider {
@@ -26,6 +27,7 @@ export function migrationProvider(dialect: MigrationDialect): MigrationProvider 
         '0008-server-lease': serverLeaseMigration,
         '0009-telemetry-idempotency': telemetryIdempotencyMigration,
         '0010-cluster': clusterMigration,
+        '0011-history-and-rollups': historyAndRollupsMigration(dialect),
       };
     },
   };
