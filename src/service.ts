@@ -14,6 +14,7 @@ import { createAddressGuard } from './delivery/address-guard.js';
 import { createWebhookClient, type LookupFunction } from './delivery/webhook-client.js';
 import { createDeliveryWorker, type DeliveryWorker } from './delivery/worker.js';
 import { createEngine, type Engine } from './engine/engine.js';
+import { createTelemetryRollups, type TelemetryRollups } from './engine/telemetry-rollup.js';
 import { buildHttpApp } from './http/app.js';
 import { createCoordinator, type Coordinator } from './cluster/coordinator.js';
 import { createRuleRouter } from './cluster/rule-router.js';
@@ -31,6 +32,8 @@ export interface Service {
   readonly retention: RetentionPruner;
   /** This instance's membership and shards. */
   readonly coordinator: Coordinator;
+  /** Rolls the held shards' telemetry up per second and per minute (every 2 s) and prunes it past retention. */
+  readonly rollups: TelemetryRollups;
   /** Stops accepting requests, finishes in-flight ones, stops the engine, closes the database. */
   close(): Promise<void>;
 }
@@ -88,6 +91,8 @@ export async function createService({ config, logger, clock = systemClock, looku
     evaluationIntervalMs: config.evaluationIntervalMs,
     onEventCommitted: () => deliveryWorker.kick(),
     notifications: store.notifications,
+    // Called only from evaluation passes, which run after `rollups` is created.
+    rollUp: () => rollups.rollNow(),
     ownership: {
       fenceFor: (shard) => ownership.coordinator?.fenceFor(shard),
       fenced: (shard) => ownership.coordinator?.fenced(shard),
@@ -102,6 +107,15 @@ export async function createService({ config, logger, clock = systemClock, looku
     exclusive: !store.multiInstance,
   });
   ownership.coordinator = coordinator;
+  // Folds are exactly once whoever runs them; each instance rolls the shards it holds, so the
+  // work is shared as the shards are, and a shard between owners waits at most one TTL.
+  const rollups = createTelemetryRollups({
+    rollups: store.telemetryRollups,
+    clock,
+    logger,
+    telemetryRetentionMs: config.telemetryRetentionMs,
+    shards: () => coordinator.held(),
+  });
   const deliveryWorker = createDeliveryWorker({
     instanceId: coordinator.instanceId,
     notifications: store.notifications,
@@ -143,6 +157,7 @@ export async function createService({ config, logger, clock = systemClock, looku
     await engine.settled();
     if (config.delivery.workerEnabled) await deliveryWorker.start();
     retention.start();
+    rollups.start();
     const app = await buildHttpApp({
       logger,
       apiKeys,
@@ -183,6 +198,7 @@ export async function createService({ config, logger, clock = systemClock, looku
       apiKeys,
       retention,
       coordinator,
+      rollups,
       async close() {
         try {
           // Shards are given up at once, so the others take them now, while requests in flight
@@ -190,6 +206,8 @@ export async function createService({ config, logger, clock = systemClock, looku
           // runs here ends, while the heartbeat keeps its deliveries in flight from being reaped.
           await Promise.all([app.close(), coordinator.stop()]);
           await engine.stop();
+          // After the engine, whose passes roll up before pruning; before the store closes.
+          await rollups.stop();
           await deliveryWorker.stop();
           await retention.stop();
           await webhookClient.close();
@@ -203,6 +221,7 @@ export async function createService({ config, logger, clock = systemClock, looku
   } catch (error) {
     await coordinator.stop();
     await engine.stop();
+    await rollups.stop();
     await deliveryWorker.stop();
     await retention.stop();
     await webhookClient.close();

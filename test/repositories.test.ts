@@ -242,7 +242,10 @@ describe.each(implementations)('the $name store', ({ open }) => {
     expect(batches.map((x) => x.deltas)).toEqual(['[1]', '[2]']);
     expect(batches[0]).toMatchObject({ account_id: account.id, received_at: NOW });
     expect((await store.telemetry.lastSeen([{ account_id: account.id, project_key: 'p2' }]))[0]).toMatchObject({ last_seen_at: NOW + 1 });
-    expect(await store.telemetry.pruneBefore(NOW + 1)).toBe(1);
+    // Only rolled-up batches are pruned: none yet; then the first is rolled up.
+    expect(await store.telemetry.pruneBefore(NOW + 1)).toBe(0);
+    expect(await store.telemetryRollups.fold(shardOf(account.id), 0, 1, { seconds: [], minutes: [] })).toBe(true);
+    expect(await store.telemetry.pruneBefore(NOW + 2)).toBe(1);
   });
 
   it('takes many scopes in one batch, beyond one statement’s parameter limit', async () => {

@@ -76,6 +76,11 @@ export interface EngineDeps {
   ownership?: Ownership;
   /** Telemetry committed by other processes wakes its shard's owner. */
   notifications?: Notifications;
+  /**
+   * Rolls stored batches up (telemetry-rollup.ts); run before batches are pruned, since only
+   * rolled-up batches are, so that the prune takes every batch old enough.
+   */
+  rollUp?: () => Promise<unknown>;
 }
 
 const PRUNE_EVERY_MS = 60_000;
@@ -206,6 +211,7 @@ export function createEngine(deps: EngineDeps): Engine {
     }
     if (pruning) {
       lastPruneAt = now;
+      await deps.rollUp?.().catch((error: unknown) => logger.error({ err: error }, 'telemetry roll-up before pruning batches failed'));
       await writer.enqueue(() => store.telemetry.pruneBefore(now - REPLAY_MS));
       await writer.enqueue(() => store.telemetry.pruneIdempotencyKeys(now - IDEMPOTENCY_KEY_TTL_MS));
     }

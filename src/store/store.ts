@@ -11,6 +11,7 @@ import type { Notifications } from '../domain/ports/notifications.js';
 import { createDeliveriesRepository } from './deliveries-repository.js';
 import { createAlertEventsRepository } from './alert-events-repository.js';
 import { createTelemetryRepository } from './telemetry-repository.js';
+import { createTelemetryRollupRepository } from './telemetry-rollup-repository.js';
 import { migrationProvider } from './migrations/index.js';
 import { MigrationError, pendingMigrations, runMigrations } from './migrations/runner.js';
 import { createRetentionRepository } from './retention-repository.js';
@@ -161,6 +162,7 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     serverLease: createServerLeaseRepository(db),
     webhookEndpoints,
     telemetry: createTelemetryRepository(db, adapter),
+    telemetryRollups: createTelemetryRollupRepository(db, adapter),
     alertEvents: createAlertEventsRepository(db),
     retention: createRetentionRepository(db),
     checkWritable: writeChecker(db, health),

@@ -190,7 +190,15 @@ export function createTelemetryRepository(db: Kysely<Database>, adapter: Pick<St
       return found;
     },
     async pruneBefore(receivedBefore) {
-      const result = await db.deleteFrom('telemetry_batches').where('received_at', '<', receivedBefore).executeTakeFirst();
+      // Only batches rolled up (telemetry-rollup.ts): the roll-up tables are the only copy of
+      // a batch's telemetry once it is gone, so one not yet folded stays, however old.
+      const result = await db
+        .deleteFrom('telemetry_batches')
+        .where('received_at', '<', receivedBefore)
+        .where('shard_seq', '<=', (eb) =>
+          eb.selectFrom('telemetry_rollup_progress as p').select('p.rolled_seq').whereRef('p.shard', '=', 'telemetry_batches.shard'),
+        )
+        .executeTakeFirst();
       return Number(result.numDeletedRows);
     },
   };

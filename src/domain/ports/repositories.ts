@@ -6,6 +6,7 @@ import type { ClusterRepository } from './cluster-repository.js';
 import type { DeliveriesRepository } from './deliveries-repository.js';
 import type { ServerLeaseRepository } from './server-lease-repository.js';
 import type { TelemetryRepository } from './telemetry-repository.js';
+import type { TelemetryRollupRepository } from './telemetry-rollup-repository.js';
 import type { WebhookEndpointsRepository } from './webhook-endpoints-repository.js';
 
 /** Every repository the domain, the engine and the delivery worker use; the store provides them. */
@@ -15,6 +16,8 @@ export interface Repositories {
   readonly alertRules: AlertRulesRepository;
   readonly webhookEndpoints: WebhookEndpointsRepository;
   readonly telemetry: TelemetryRepository;
+  /** Stored batches rolled up per second and per minute, exactly once (see src/engine/telemetry-rollup.ts). */
+  readonly telemetryRollups: TelemetryRollupRepository;
   readonly alertEvents: AlertEventsRepository;
   readonly deliveries: DeliveriesRepository;
   /** Instances and their shard leases (see src/cluster/). */

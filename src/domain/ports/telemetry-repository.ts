@@ -68,6 +68,9 @@ export interface TelemetryRepository {
   lastSequences(): Promise<Map<number, number>>;
   /** The rows of the given scopes that exist: when each was last seen. */
   lastSeen(scopes: readonly Pick<StoredScope, 'account_id' | 'project_key'>[]): Promise<StoredScope[]>;
-  /** Deletes batches received before the time; returns how many. */
+  /**
+   * Deletes batches received before the time that are rolled up (shard_seq at most their
+   * shard's rolled_seq: see TelemetryRollupRepository); returns how many.
+   */
   pruneBefore(receivedBefore: number): Promise<number>;
 }

@@ -1,4 +1,4 @@
-import { PostgresDialect, sql } from 'kysely';
+import { PostgresDialect, sql, type SqlBool } from 'kysely';
 import type { StoreAdapter } from '../adapter.js';
 import { guardConnection, type WriteHealth } from '../guard.js';
 import { createPostgresPool } from './connection.js';
@@ -35,6 +35,11 @@ export function createPostgresAdapter(options: PostgresAdapterOptions): StoreAda
     async notifyWithin(trx, channel, payload) {
       await sql`select pg_notify(${channel} || '_' || ${sql.raw(SCHEMA_SUFFIX_SQL)}, ${payload})`.execute(trx);
     },
+    // One array parameter per column, whatever the number of keys.
+    keysIn: (columns, keys) =>
+      sql<SqlBool>`(${sql.join(columns.map((c) => sql.ref(c.name)))}) in (select * from unnest(${sql.join(
+        columns.map((c, i) => sql`${keys.map((key) => key[i])}::${sql.raw(c.type)}[]`),
+      )}))`,
     name: 'postgres',
     display: options.display,
     dialect: new PostgresDialect({

@@ -1,4 +1,4 @@
-import { SqliteDialect, sql } from 'kysely';
+import { SqliteDialect, sql, type SqlBool } from 'kysely';
 import { createLocalNotifications } from '../local-notifications.js';
 import type { StoreAdapter } from '../adapter.js';
 import { guardConnection, type WriteHealth } from '../guard.js';
@@ -21,6 +21,9 @@ export function createSqliteAdapter(path: string, health: WriteHealth): StoreAda
     // where it writes, so a notification from a transaction would tell it nothing new (and a
     // value flush's would empty its rule cache every second).
     notifyWithin: async () => {},
+    // Row values (SQLite 3.15+): each key a (?, ?, ?) of the list.
+    keysIn: (columns, keys) =>
+      sql<SqlBool>`(${sql.join(columns.map((c) => sql.ref(c.name)))}) in (${sql.join(keys.map((key) => sql`(${sql.join(key)})`))})`,
     name: 'sqlite',
     display: path,
     dialect: new SqliteDialect({
