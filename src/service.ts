@@ -8,6 +8,7 @@ import { systemClock, type Clock } from './domain/clock.js';
 import { createDeliveriesService } from './domain/deliveries-service.js';
 import type { WebhookClient } from './domain/ports/webhook-client.js';
 import { createRetentionPruner, type RetentionPruner } from './domain/retention.js';
+import { createRuleHistoryService } from './domain/rule-history-service.js';
 import { createTelemetryService } from './domain/telemetry-service.js';
 import { createWebhookEndpointsService } from './domain/webhook-endpoints-service.js';
 import { createAddressGuard } from './delivery/address-guard.js';
@@ -28,7 +29,7 @@ export interface Service {
   readonly deliveryWorker: DeliveryWorker;
   readonly webhookClient: WebhookClient;
   readonly apiKeys: ApiKeysService;
-  /** Deletes alert events, webhook deliveries and attempts past ALERTS_EVENT_RETENTION, hourly. */
+  /** Deletes alert events, webhook deliveries and attempts past ALERTS_EVENT_RETENTION, and rule history past ALERTS_HISTORY_RETENTION, hourly. */
   readonly retention: RetentionPruner;
   /** This instance's membership and shards. */
   readonly coordinator: Coordinator;
@@ -135,7 +136,8 @@ export async function createService({ config, logger, clock = systemClock, looku
     store: store.retention,
     clock,
     retentionMs: config.eventRetentionMs,
-    onPruned: (counts) => logger.info(counts, 'pruned webhook deliveries and alert events past their retention'),
+    historyRetentionMs: config.historyRetentionMs,
+    onPruned: (counts) => logger.info(counts, 'pruned webhook deliveries, alert events and rule history past their retention'),
     onError: (error) => logger.error({ err: error }, 'pruning past retention failed'),
   });
   try {
@@ -166,6 +168,7 @@ export async function createService({ config, logger, clock = systemClock, looku
         evaluator: createRuleRouter({ engine, notifications: store.notifications, rules: store.alertRules, logger }),
         clock,
       }),
+      history: createRuleHistoryService({ rules: store.alertRules, history: store.ruleHistory }),
       endpoints: createWebhookEndpointsService({
         endpoints: store.webhookEndpoints,
         clock,

@@ -23,6 +23,8 @@ describe('loadConfig', () => {
       authCacheTtlMs: 5_000,
       evaluationIntervalMs: 1_000,
       eventRetentionMs: 30 * 86_400_000,
+      telemetryRetentionMs: 7 * 86_400_000,
+      historyRetentionMs: 30 * 86_400_000,
       http: { requestTimeoutMs: 30_000, keepAliveTimeoutMs: 72_000, maxConnections: 1000 },
       delivery: {
         workerEnabled: true,
@@ -49,6 +51,8 @@ describe('loadConfig', () => {
         ALERTS_AUTH_CACHE_TTL_MS: '0',
         ALERTS_EVALUATION_INTERVAL_MS: '250',
         ALERTS_EVENT_RETENTION: '7d',
+        ALERTS_TELEMETRY_RETENTION: '2d',
+        ALERTS_HISTORY_RETENTION: 'off',
         ALERTS_REQUEST_TIMEOUT_MS: '5000',
         ALERTS_KEEP_ALIVE_TIMEOUT_MS: '4000',
         ALERTS_MAX_CONNECTIONS: '200',
@@ -71,6 +75,8 @@ describe('loadConfig', () => {
       authCacheTtlMs: 0,
       evaluationIntervalMs: 250,
       eventRetentionMs: 7 * 86_400_000,
+      telemetryRetentionMs: 2 * 86_400_000,
+      historyRetentionMs: null,
       http: { requestTimeoutMs: 5000, keepAliveTimeoutMs: 4000, maxConnections: 200 },
       delivery: {
         workerEnabled: true,

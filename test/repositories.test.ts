@@ -189,6 +189,58 @@ describe.each(implementations)('the $name store', ({ open }) => {
     expect(await store.deliveries.list(account.id, endpoint.id, {}, 10)).toHaveLength(1);
   });
 
+  it("adds a transition to the rule's history only with its state change: not under a stale fence, not for a missing or (with an event) disabled rule; pages newest first by seq; deleted with the rule", async () => {
+    const store = await open();
+    const account = await store.accounts.ensure('acme', iso(NOW));
+    const rule = await store.alertRules.insertWithinLimit(account.id, ruleRow(), 10);
+    const other = await store.alertRules.insertWithinLimit(account.id, ruleRow({ enabled: false }), 10);
+    if (rule === 'limit_exceeded' || other === 'limit_exceeded') throw new Error('limit');
+    const shard = shardOf(account.id);
+    const big = 2 ** 40 + 1;
+    const transition = (i: number, event?: { id: string; event_type: 'alerts.triggered' }) => ({
+      from_state: 'ok' as const,
+      to_state: 'alert' as const,
+      value: big + i,
+      at: iso(NOW + i),
+      event_id: event?.id ?? null,
+      event_type: event?.event_type ?? null,
+      threshold_value: big,
+      operator: '>=' as const,
+      window_duration: '60m' as const,
+    });
+    const firing = (i: number) => ({ current_state: 'alert' as const, since: iso(NOW + i), last_evaluated_at: iso(NOW + i), current_value: big + i });
+    const eventFor = (ruleId: string) => ({ id: newId(ID_PREFIX.event), account_id: account.id, rule_id: ruleId, event_type: 'alerts.triggered' as const, payload: '{}', created_at: iso(NOW) });
+
+    const heldByA = await store.cluster.acquire('instance-a', 64, 60_000);
+    const stale = { owner: 'instance-a', shard, epoch: heldByA.find((h) => h.shard === shard)!.epoch };
+    await store.cluster.release('instance-a', heldByA);
+    await expect(store.alertRules.saveEvaluation(account.id, rule.id, firing(0), undefined, stale, transition(0))).rejects.toBeInstanceOf(FencedError);
+    expect(await store.alertRules.saveEvaluation(account.id, 'ar_missing', firing(0), undefined, undefined, transition(0))).toBe(false);
+    const disabledEvent = eventFor(other.id);
+    expect(await store.alertRules.saveEvaluation(account.id, other.id, firing(0), disabledEvent, undefined, transition(0, disabledEvent))).toBe(false);
+    expect(await store.ruleHistory.page(account.id, rule.id, 10)).toEqual([]);
+    expect(await store.ruleHistory.page(account.id, other.id, 10)).toEqual([]);
+
+    const event = eventFor(rule.id);
+    expect(await store.alertRules.saveEvaluation(account.id, rule.id, firing(1), event, undefined, transition(1, event))).toBe(true);
+    for (const i of [2, 3, 4]) await store.alertRules.saveEvaluation(account.id, rule.id, firing(i), undefined, undefined, transition(i));
+    // Without a transition (a value written again), nothing is added.
+    await store.alertRules.saveEvaluation(account.id, rule.id, firing(5));
+    await store.alertRules.saveEvaluation(account.id, other.id, firing(6), undefined, undefined, transition(6));
+
+    const page = await store.ruleHistory.page(account.id, rule.id, 3);
+    expect(page.map((r) => r.at)).toEqual([iso(NOW + 4), iso(NOW + 3), iso(NOW + 2)]);
+    expect(page[0]).toEqual({ seq: expect.any(Number), ...transition(4) });
+    const rest = await store.ruleHistory.page(account.id, rule.id, 3, page.at(-1)!.seq);
+    expect(rest).toEqual([{ seq: expect.any(Number), ...transition(1, event) }]);
+    expect(rest[0]!.seq).toBeLessThan(page.at(-1)!.seq);
+    expect(await store.ruleHistory.page('acc_other', rule.id, 10)).toEqual([]);
+
+    expect(await store.alertRules.delete(account.id, rule.id)).toBe(true);
+    expect(await store.ruleHistory.page(account.id, rule.id, 10)).toEqual([]);
+    expect(await store.ruleHistory.page(account.id, other.id, 10)).toHaveLength(1);
+  });
+
   it('lists in creation order and filters the same way', async () => {
     const store = await open();
     const account = await store.accounts.ensure('acme', iso(NOW));

@@ -71,13 +71,13 @@ describe('retention of alert events, deliveries and attempts', () => {
 
     // A minute short of 30 days: nothing goes.
     clock.set(START + 30 * DAY - MINUTE);
-    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 0, attempts: 0, events: 0 });
+    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 0, attempts: 0, events: 0, history: 0 });
     expect(await rowCounts(s.service.store.db)).toEqual({ events: 2, deliveries: 4, attempts: 4 });
 
     // Past 30 days: the delivered, failed and cancelled deliveries go with their attempts,
     // and so does the event nobody refers to. The pending delivery and its event stay.
     clock.set(START + 30 * DAY + MINUTE);
-    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 3, attempts: 3, events: 1 });
+    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 3, attempts: 3, events: 1, history: 4 });
     expect(await rowCounts(s.service.store.db)).toEqual({ events: 1, deliveries: 1, attempts: 1 });
     expect(await listDeliveries(s, delivered.id)).toEqual([]);
     expect(await listDeliveries(s, failed.id)).toEqual([]);
@@ -91,9 +91,9 @@ describe('retention of alert events, deliveries and attempts', () => {
 
     // Finished now, it is kept 30 days from its creation and its last attempt, then goes too.
     clock.advance(30 * DAY - MINUTE);
-    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 0, attempts: 0, events: 0 });
+    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 0, attempts: 0, events: 0, history: 0 });
     clock.advance(2 * MINUTE);
-    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 1, attempts: 2, events: 1 });
+    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 1, attempts: 2, events: 1, history: 0 });
     expect(await rowCounts(s.service.store.db)).toEqual({ events: 0, deliveries: 0, attempts: 0 });
     // Rules, endpoints and the rest are untouched.
     expect((await s.request('GET', '/v1/webhook-endpoints')).body.data).toHaveLength(3);
@@ -115,11 +115,11 @@ describe('retention of alert events, deliveries and attempts', () => {
     expect(retry.status, retry.text).toBe(202);
     await s.service.deliveryWorker.drain();
     clock.set(START + 31 * DAY);
-    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 0, attempts: 0, events: 0 });
+    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 0, attempts: 0, events: 0, history: 2 });
     expect((await listDeliveries(s, endpoint.id)).map((d) => d.attempt_count)).toEqual([2]);
 
     clock.set(START + 59 * DAY + MINUTE);
-    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 1, attempts: 2, events: 1 });
+    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 1, attempts: 2, events: 1, history: 0 });
   });
 
   it('prunes at start-up, without a call, what became older than the retention while the service was down', async () => {
@@ -153,9 +153,9 @@ describe('retention of alert events, deliveries and attempts', () => {
       await s.service.deliveryWorker.drain();
     }
     clock.set(START + 2 * DAY + MINUTE);
-    expect(await shortLived.service.retention.pruneNow()).toEqual({ deliveries: 1, attempts: 1, events: 1 });
+    expect(await shortLived.service.retention.pruneNow()).toEqual({ deliveries: 1, attempts: 1, events: 1, history: 0 });
     clock.set(START + 3650 * DAY);
-    expect(await kept.service.retention.pruneNow()).toEqual({ deliveries: 0, attempts: 0, events: 0 });
+    expect(await kept.service.retention.pruneNow()).toEqual({ deliveries: 0, attempts: 0, events: 0, history: 2 });
     expect(await rowCounts(kept.service.store.db)).toEqual({ events: 1, deliveries: 1, attempts: 1 });
   });
 });
@@ -218,11 +218,12 @@ describe('the pruner', () => {
         calls.push(`events ${result}/${limit}`);
         return result;
       },
+      pruneHistory: (before, limit) => store.retention.pruneHistory(before, limit),
     };
     // Retention reaches the first five rows only (one a minute from START).
     const clock = testClock(START + 30 * DAY + 4 * MINUTE + 1);
     const pruner = createRetentionPruner({ store: counting, clock, retentionMs: 30 * DAY, batchSize: 2 });
-    expect(await pruner.pruneNow()).toEqual({ deliveries: 5, attempts: 10, events: 5 });
+    expect(await pruner.pruneNow()).toEqual({ deliveries: 5, attempts: 10, events: 5, history: 0 });
     expect(calls).toEqual(['deliveries 2/2', 'deliveries 2/2', 'deliveries 1/2', 'events 2/2', 'events 2/2', 'events 1/2']);
     const left = await store.db.selectFrom('webhook_deliveries').select('id').orderBy('id').execute();
     expect(left.map((r) => r.id)).toEqual(['dlv_5', 'dlv_6']);
@@ -234,7 +235,7 @@ describe('the pruner', () => {
     await store.db.updateTable('webhook_deliveries').set({ status: 'pending', next_attempt_at: START }).where('id', '=', 'dlv_0').execute();
     await store.db.updateTable('webhook_deliveries').set({ status: 'in_flight', locked_until: START }).where('id', '=', 'dlv_1').execute();
     const pruner = createRetentionPruner({ store: store.retention, clock: testClock(START + 365 * DAY), retentionMs: 30 * DAY });
-    expect(await pruner.pruneNow()).toEqual({ deliveries: 1, attempts: 2, events: 1 });
+    expect(await pruner.pruneNow()).toEqual({ deliveries: 1, attempts: 2, events: 1, history: 0 });
     const left = await store.db.selectFrom('webhook_deliveries').select(['id', 'status']).orderBy('id').execute();
     expect(left).toEqual([
       { id: 'dlv_0', status: 'pending' },
@@ -251,6 +252,7 @@ describe('the pruner', () => {
         return { deliveries: 0, attempts: 0 };
       },
       pruneUnreferencedEvents: async () => 0,
+      pruneHistory: async () => 0,
     };
     const pruner = createRetentionPruner({ store, clock: testClock(START), retentionMs: 30 * DAY, intervalMs: 20 });
     pruner.start();
@@ -278,5 +280,25 @@ describe('ALERTS_EVENT_RETENTION', () => {
   it.each(['', '30x', 'thirty days', '-1d', '30 d', '59m', '3651d'])('stops start-up with a message naming it for %j', (value) => {
     expect(() => loadConfig({ ALERTS_EVENT_RETENTION: value })).toThrow(ConfigError);
     expect(() => loadConfig({ ALERTS_EVENT_RETENTION: value })).toThrow(/ALERTS_EVENT_RETENTION/);
+  });
+});
+
+describe('ALERTS_TELEMETRY_RETENTION and ALERTS_HISTORY_RETENTION', () => {
+  it('default to 7 days of per-minute telemetry and 30 days of rule history, in the same units, or off', () => {
+    expect(loadConfig({}).telemetryRetentionMs).toBe(7 * DAY);
+    expect(loadConfig({}).historyRetentionMs).toBe(30 * DAY);
+    expect(loadConfig({ ALERTS_TELEMETRY_RETENTION: '36h' }).telemetryRetentionMs).toBe(36 * 3_600_000);
+    expect(loadConfig({ ALERTS_HISTORY_RETENTION: '90d' }).historyRetentionMs).toBe(90 * DAY);
+    expect(loadConfig({ ALERTS_TELEMETRY_RETENTION: 'off', ALERTS_HISTORY_RETENTION: 'off' })).toMatchObject({ telemetryRetentionMs: null, historyRetentionMs: null });
+  });
+
+  it.each([
+    ['ALERTS_TELEMETRY_RETENTION', '7 days'],
+    ['ALERTS_TELEMETRY_RETENTION', '30m'],
+    ['ALERTS_HISTORY_RETENTION', '-1d'],
+    ['ALERTS_HISTORY_RETENTION', '3651d'],
+  ])('stops start-up with a message naming %s for %j', (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(name));
   });
 });

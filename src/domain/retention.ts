@@ -31,6 +31,8 @@ export interface PrunedCounts {
   deliveries: number;
   attempts: number;
   events: number;
+  /** Rule state history rows (ALERTS_HISTORY_RETENTION). */
+  history: number;
 }
 
 /** What the pruner needs from storage; each call is one short transaction. */
@@ -42,6 +44,8 @@ export interface RetentionStore {
   pruneFinishedDeliveries(beforeIso: string, limit: number): Promise<{ deliveries: number; attempts: number }>;
   /** Deletes up to `limit` alert events created before `beforeIso` that no delivery refers to. */
   pruneUnreferencedEvents(beforeIso: string, limit: number): Promise<number>;
+  /** Deletes up to `limit` rule history rows of transitions before `beforeIso`. */
+  pruneHistory(beforeIso: string, limit: number): Promise<number>;
 }
 
 export interface RetentionPruner {
@@ -58,6 +62,8 @@ export interface RetentionPrunerDeps {
   clock: Clock;
   /** null keeps everything (`ALERTS_EVENT_RETENTION=off`). */
   retentionMs: number | null;
+  /** Rule state history; null or absent keeps it all (`ALERTS_HISTORY_RETENTION=off`). */
+  historyRetentionMs?: number | null;
   /** Time between prunes; default one hour. */
   intervalMs?: number;
   /** Rows per transaction; small, so a prune never holds the write lock for long. */
@@ -70,12 +76,13 @@ const HOUR = 3_600_000;
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
- * Deletes alert events, webhook deliveries and their attempts once they are older than the
- * retention, in small batches with a turn of the event loop between them, so requests and
- * the delivery worker keep going while a large backlog is pruned.
+ * Deletes alert events, webhook deliveries and their attempts, and rule history, once they
+ * are older than their retention, in small batches with a turn of the event loop between
+ * them, so requests and the delivery worker keep going while a large backlog is pruned.
  */
 export function createRetentionPruner(deps: RetentionPrunerDeps): RetentionPruner {
   const { store, clock, retentionMs } = deps;
+  const historyRetentionMs = deps.historyRetentionMs ?? null;
   const intervalMs = deps.intervalMs ?? HOUR;
   const batchSize = deps.batchSize ?? 500;
   let timer: NodeJS.Timeout | undefined;
@@ -83,12 +90,18 @@ export function createRetentionPruner(deps: RetentionPrunerDeps): RetentionPrune
   let stopping = false;
 
   async function prune(): Promise<PrunedCounts> {
-    const totals: PrunedCounts = { deliveries: 0, attempts: 0, events: 0 };
-    if (retentionMs === null) return totals;
-    const before = toIso(clock.now() - retentionMs);
+    const totals: PrunedCounts = { deliveries: 0, attempts: 0, events: 0, history: 0 };
+    // Read once: both cut-offs are of the same moment.
+    const now = clock.now();
+    if (retentionMs !== null) await pruneEvents(toIso(now - retentionMs), totals);
+    if (historyRetentionMs !== null) await pruneHistory(toIso(now - historyRetentionMs), totals);
+    return totals;
+  }
+
+  async function pruneEvents(before: string, totals: PrunedCounts): Promise<void> {
     // Deliveries first: an event goes only once no delivery refers to it.
     for (;;) {
-      if (stopping) return totals;
+      if (stopping) return;
       const { deliveries, attempts } = await store.pruneFinishedDeliveries(before, batchSize);
       totals.deliveries += deliveries;
       totals.attempts += attempts;
@@ -96,13 +109,22 @@ export function createRetentionPruner(deps: RetentionPrunerDeps): RetentionPrune
       await yieldToEventLoop();
     }
     for (;;) {
-      if (stopping) return totals;
+      if (stopping) return;
       const events = await store.pruneUnreferencedEvents(before, batchSize);
       totals.events += events;
       if (events < batchSize) break;
       await yieldToEventLoop();
     }
-    return totals;
+  }
+
+  async function pruneHistory(before: string, totals: PrunedCounts): Promise<void> {
+    for (;;) {
+      if (stopping) return;
+      const history = await store.pruneHistory(before, batchSize);
+      totals.history += history;
+      if (history < batchSize) break;
+      await yieldToEventLoop();
+    }
   }
 
   function pruneNow(): Promise<PrunedCounts> {
@@ -124,7 +146,7 @@ export function createRetentionPruner(deps: RetentionPrunerDeps): RetentionPrune
   function runScheduled(): void {
     pruneNow().then(
       (counts) => {
-        if (counts.deliveries + counts.attempts + counts.events > 0) deps.onPruned?.(counts);
+        if (counts.deliveries + counts.attempts + counts.events + counts.history > 0) deps.onPruned?.(counts);
       },
       (error: unknown) => deps.onError?.(error),
     );
@@ -132,7 +154,7 @@ export function createRetentionPruner(deps: RetentionPrunerDeps): RetentionPrune
 
   return {
     start() {
-      if (retentionMs === null || timer !== undefined) return;
+      if ((retentionMs === null && historyRetentionMs === null) || timer !== undefined) return;
       stopping = false;
       runScheduled();
       timer = setInterval(runScheduled, intervalMs);

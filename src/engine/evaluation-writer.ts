@@ -1,7 +1,9 @@
 import type { Logger } from 'pino';
-import type { AlertRule } from '../domain/alert-rules.js';
+import type { AlertRule, AlertState } from '../domain/alert-rules.js';
 import { toIso } from '../domain/clock.js';
+import type { AlertEvent } from '../domain/ports/alert-events-repository.js';
 import type { RuleEvaluation } from '../domain/ports/alert-rules-repository.js';
+import type { RuleTransition } from '../domain/ports/rule-history-repository.js';
 import { FencedError, type Fence } from '../domain/ports/cluster-repository.js';
 import type { Repositories } from '../domain/ports/repositories.js';
 import { shardOf } from '../domain/shards.js';
@@ -27,7 +29,7 @@ export interface EvaluationWriter {
   /** Writes the values that changed since they were last written. */
   flushValues(): Promise<void>;
   /** Writes that a disabled rule is `unknown` (its shard's fence permitting); resolves with whether it was saved. */
-  saveDisabled(rule: AlertRule, evaluation: RuleEvaluation, from: string): Promise<boolean>;
+  saveDisabled(rule: AlertRule, evaluation: RuleEvaluation, from: AlertState): Promise<boolean>;
   /** Runs `write` after every write queued before it. */
   enqueue<T>(write: () => Promise<T>): Promise<T>;
   /** Settles once every queued write has. */
@@ -50,6 +52,24 @@ export interface EvaluationWriterDeps {
 
 /** The outcome of an evaluation that has just run. */
 type Evaluated = RuleEvaluation & { last_evaluated_at: string };
+
+/**
+ * The history row of a state change. The rule's threshold, operator and window are those it
+ * was evaluated with: a later PATCH does not rewrite what the rule was then.
+ */
+function transitionOf(rule: AlertRule, from: AlertState, to: AlertState, value: number | null, at: string, event?: AlertEvent): RuleTransition {
+  return {
+    from_state: from,
+    to_state: to,
+    value,
+    at,
+    event_id: event?.id ?? null,
+    event_type: event?.event_type ?? null,
+    threshold_value: rule.threshold_value,
+    operator: rule.operator,
+    window_duration: rule.window_duration,
+  };
+}
 
 export function createEvaluationWriter(deps: EvaluationWriterDeps): EvaluationWriter {
   const { store, logger, registry, rules, fenceFor } = deps;
@@ -95,7 +115,9 @@ export function createEvaluationWriter(deps: EvaluationWriterDeps): EvaluationWr
       if (state === previous.current_state && !persist) return undefined;
       const type = transitionEvent(previous.current_state, state);
       const event = type && alertEventFor(entry.rule, type, previous, next);
-      return enqueue(() => store.alertRules.saveEvaluation(entry.rule.account_id, entry.rule.id, next, event, fenceFor(entry.shard))).then(
+      // A `persist` write without a change of state is not a transition: no history row.
+      const transition = state === previous.current_state ? undefined : transitionOf(entry.rule, previous.current_state, state, value, at, event);
+      return enqueue(() => store.alertRules.saveEvaluation(entry.rule.account_id, entry.rule.id, next, event, fenceFor(entry.shard), transition)).then(
         (saved) => {
           entry.persistedValue = next.current_value;
           if (saved && state !== previous.current_state) logStateChange(entry.rule, previous.current_state, state, next.current_value, event?.id);
@@ -140,7 +162,11 @@ export function createEvaluationWriter(deps: EvaluationWriterDeps): EvaluationWr
     async saveDisabled(rule, evaluation, from) {
       const shard = shardOf(rule.account_id);
       try {
-        const saved = await enqueue(() => store.alertRules.saveEvaluation(rule.account_id, rule.id, evaluation, undefined, fenceFor(shard)));
+        // Disabling a rule that had a state is a transition to unknown (it sends nothing).
+        // The engine sets `since` to the moment of disabling; the fallback only satisfies the type.
+        const at = evaluation.since ?? evaluation.last_evaluated_at ?? rule.updated_at;
+        const transition = from === 'unknown' ? undefined : transitionOf(rule, from, 'unknown', null, at);
+        const saved = await enqueue(() => store.alertRules.saveEvaluation(rule.account_id, rule.id, evaluation, undefined, fenceFor(shard), transition));
         if (saved && from !== 'unknown') logStateChange(rule, from, 'unknown', null);
         return saved;
       } catch (error) {

@@ -10,6 +10,7 @@ import type { HttpServerConfig } from '../config.js';
 import type { AlertRulesService } from '../domain/alert-rules-service.js';
 import type { ApiKeysService } from '../domain/api-keys-service.js';
 import type { DeliveriesService } from '../domain/deliveries-service.js';
+import type { RuleHistoryService } from '../domain/rule-history-service.js';
 import { AppError } from '../domain/errors.js';
 import type { TelemetryService } from '../domain/telemetry-service.js';
 import type { WebhookEndpointsService } from '../domain/webhook-endpoints-service.js';
@@ -20,6 +21,7 @@ import { registerErrorHandling } from './error-handler.js';
 import { DEFAULT_MAX_JSON_VALUES, exceedsJsonValueBudget } from './json-budget.js';
 import { alertRuleRoutes } from './routes/alert-rules.js';
 import { alertRoutes } from './routes/alerts.js';
+import { ruleHistoryRoutes } from './routes/rule-history.js';
 import { deliveryRoutes } from './routes/deliveries.js';
 import { telemetryRoutes } from './routes/telemetry.js';
 import { webhookEndpointRoutes } from './routes/webhook-endpoints.js';
@@ -33,6 +35,8 @@ export interface HttpDeps {
   logger: Logger;
   apiKeys: ApiKeysService;
   rules: AlertRulesService;
+  /** State transitions of rules (ours). */
+  history: RuleHistoryService;
   endpoints: WebhookEndpointsService;
   telemetry: TelemetryService;
   deliveries: DeliveriesService;
@@ -218,6 +222,7 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
   await app.register(async (v1) => {
     requireApiKey(v1, deps.apiKeys);
     await v1.register(alertRuleRoutes, { rules: deps.rules });
+    await v1.register(ruleHistoryRoutes, { history: deps.history });
     await v1.register(alertRoutes, { rules: deps.rules });
     await v1.register(webhookEndpointRoutes, { endpoints: deps.endpoints });
     await v1.register(telemetryRoutes, { telemetry: deps.telemetry });

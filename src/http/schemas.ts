@@ -1,6 +1,7 @@
 import { Type, type Static, type TSchema } from 'typebox';
 import { ALERT_STATES, MAX_PROJECT_ID_LENGTH, MAX_RULE_NAME_LENGTH, METRICS, OPERATORS, WINDOW_DURATIONS } from '../domain/alert-rules.js';
 import { MAX_EVENTS_PER_BATCH, MAX_LATENCY_MS, TELEMETRY_EVENT_TYPES } from '../domain/telemetry.js';
+import { DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE } from '../domain/rule-history-service.js';
 import {
   MAX_CUSTOM_HEADERS,
   MAX_ENDPOINT_NAME_LENGTH,
@@ -360,3 +361,34 @@ export const WebhookEventBody = Type.Object(
       '"{timestamp}.{raw body}" keyed with the signing secret), X-PolyAI-Event-ID (stable across retries).',
   },
 );
+
+// Rule state history (ours: GET /v1/alert-rules/{rule_id}/history).
+export const RuleHistoryQuery = Type.Object({
+  limit: Type.Optional(
+    Type.Integer({ minimum: 1, maximum: MAX_HISTORY_PAGE, default: DEFAULT_HISTORY_PAGE, description: `Transitions per page, 1 to ${MAX_HISTORY_PAGE}.` }),
+  ),
+  cursor: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 64, description: 'The `next_cursor` of the previous page; omitted for the newest page.' }),
+  ),
+});
+
+export const RuleTransition = Type.Object({
+  event_id: NullableString({ description: 'The event the transition emitted (its X-PolyAI-Event-ID); null when it sent nothing.' }),
+  event_type: Type.Unsafe<'alerts.triggered' | 'alerts.resolved' | null>({
+    type: ['string', 'null'],
+    enum: [...WEBHOOK_EVENT_TYPES, null],
+    description: 'null for transitions that send nothing, such as ok → no_data or a rule disabled (→ unknown).',
+  }),
+  from_state: AlertState,
+  to_state: AlertState,
+  value: NullableInteger({ description: 'The measured value that caused it; null without data or when disabled.' }),
+  at: DateTime({ description: 'When the rule changed state (ISO 8601 UTC, milliseconds).' }),
+  threshold_value: Type.Integer({ description: "The rule's threshold when it changed state (a later update does not rewrite it)." }),
+  operator: ComparisonOperator,
+  window_duration: WindowDuration,
+});
+
+export const RuleHistoryPage = Type.Object({
+  data: Type.Array(RuleTransition, { description: 'Newest first.' }),
+  next_cursor: NullableString({ description: 'Pass as `cursor` for the next, older page; null on the last page.' }),
+});

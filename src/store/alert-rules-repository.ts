@@ -5,6 +5,7 @@ import { shardOf } from '../domain/shards.js';
 import { CHANNELS, type Change } from '../domain/ports/notifications.js';
 import { checkFence } from './cluster-repository.js';
 import { insertDeliveriesForEvent } from './deliveries-repository.js';
+import { deleteHistoryOf, insertTransition } from './rule-history-repository.js';
 import type { StoreAdapter } from './dialect/index.js';
 import type { AlertRulesTable, Database } from './schema.js';
 
@@ -123,12 +124,14 @@ export function createAlertRulesRepository(
       return db.transaction().execute(async (trx) => {
         const result = await trx.deleteFrom('alert_rules').where('account_id', '=', accountId).where('id', '=', id).executeTakeFirst();
         if (result.numDeletedRows === 0n) return false;
+        // After the rule row: a transition committed meanwhile (it held that row) is seen and goes too.
+        await deleteHistoryOf(trx, accountId, id);
         await changed(trx, accountId);
         return true;
       });
     },
 
-    saveEvaluation(accountId, id, evaluation, event, fence) {
+    saveEvaluation(accountId, id, evaluation, event, fence, transition) {
       return db.transaction().execute(async (trx) => {
         if (fence) await checkFence(trx, adapter, fence);
         let update = trx.updateTable('alert_rules').set(evaluation).where('account_id', '=', accountId).where('id', '=', id);
@@ -137,6 +140,7 @@ export function createAlertRulesRepository(
         if (result.numUpdatedRows === 0n) return false;
         // A state change: other instances' cached lists show it as soon as it commits.
         await changed(trx, accountId);
+        if (transition) await insertTransition(trx, accountId, id, transition);
         if (event) {
           await trx.insertInto('alert_events').values(event).execute();
           const deliveries = await insertDeliveriesForEvent(trx, event, deliveryAttempts, Date.parse(event.created_at));

@@ -38,8 +38,8 @@ export function createCachedAlertRulesRepository(inner: AlertRulesRepository, no
     },
     update: (accountId, id, patch, nowIso) => cache.writing(accountId, () => inner.update(accountId, id, patch, nowIso)),
     delete: (accountId, id) => cache.writing(accountId, () => inner.delete(accountId, id)),
-    saveEvaluation: (accountId, id, evaluation, event, fence) =>
-      cache.writing(accountId, () => inner.saveEvaluation(accountId, id, evaluation, event, fence)),
+    saveEvaluation: (accountId, id, evaluation, event, fence, transition) =>
+      cache.writing(accountId, () => inner.saveEvaluation(accountId, id, evaluation, event, fence, transition)),
     saveEvaluations: (evaluations, fence) =>
       cache.writing(
         evaluations.map((e) => e.accountId),

@@ -1,12 +1,13 @@
 import type { Kysely } from 'kysely';
 import type { RetentionStore } from '../domain/retention.js';
+import { pruneHistoryBefore } from './rule-history-repository.js';
 import type { Database } from './schema.js';
 
 const FINISHED = ['delivered', 'failed', 'cancelled'];
 
 /**
  * Deletes old webhook deliveries, their attempts and alert events, one small transaction per
- * call, through the indexes of migration 0006.
+ * call, through the indexes of migration 0006; and old rule history (index on `at`, 0011).
  */
 export function createRetentionRepository(db: Kysely<Database>): RetentionStore {
   return {
@@ -64,5 +65,7 @@ export function createRetentionRepository(db: Kysely<Database>): RetentionStore 
         .executeTakeFirst();
       return Number(result.numDeletedRows);
     },
+
+    pruneHistory: (beforeIso, limit) => pruneHistoryBefore(db, beforeIso, limit),
   };
 }

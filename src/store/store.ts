@@ -15,6 +15,7 @@ import { createTelemetryRollupRepository } from './telemetry-rollup-repository.j
 import { migrationProvider } from './migrations/index.js';
 import { MigrationError, pendingMigrations, runMigrations } from './migrations/runner.js';
 import { createRetentionRepository } from './retention-repository.js';
+import { createRuleHistoryRepository } from './rule-history-repository.js';
 import type { Database } from './schema.js';
 import { sealPlainSecrets } from './seal-secrets.js';
 import { createSecretCipher } from './secret-cipher.js';
@@ -157,6 +158,7 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     // With several processes, other instances' edits, transitions and value flushes are
     // forgotten when they commit (NOTIFY sent inside their transaction).
     alertRules: createCachedAlertRulesRepository(alertRules, adapter.notifications),
+    ruleHistory: createRuleHistoryRepository(db),
     cluster: createClusterRepository(db, adapter),
     deliveries: createDeliveriesRepository(db, adapter),
     serverLease: createServerLeaseRepository(db),

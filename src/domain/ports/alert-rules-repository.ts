@@ -1,6 +1,7 @@
 import type { AlertRule, AlertRuleFilter, AlertRulePatch, AlertRuleSettings, AlertState } from '../alert-rules.js';
 import type { AlertEvent } from './alert-events-repository.js';
 import type { Fence } from './cluster-repository.js';
+import type { RuleTransition } from './rule-history-repository.js';
 
 export interface NewAlertRuleRow extends AlertRuleSettings {
   id: string;
@@ -15,6 +16,7 @@ export interface AlertRulesRepository {
   list(accountId: string, filter: AlertRuleFilter): Promise<AlertRule[]>;
   get(accountId: string, id: string): Promise<AlertRule | undefined>;
   update(accountId: string, id: string, patch: AlertRulePatch, nowIso: string): Promise<AlertRule | undefined>;
+  /** Deletes the rule and, in the same transaction, its history. */
   delete(accountId: string, id: string): Promise<boolean>;
   /**
    * Records the outcome of evaluating a rule and, in the same transaction, the event the
@@ -22,8 +24,17 @@ export interface AlertRulesRepository {
    * or, for a transition with an event, is no longer enabled (disabled through another
    * instance meanwhile). With a fence, the transaction first checks it and throws
    * FencedError, writing nothing, when this instance no longer owns the rule's shard.
+   * A `transition` (a change of state) is added to the rule's history in that transaction,
+   * only when the rule row was updated.
    */
-  saveEvaluation(accountId: string, id: string, evaluation: RuleEvaluation, event?: AlertEvent, fence?: Fence): Promise<boolean>;
+  saveEvaluation(
+    accountId: string,
+    id: string,
+    evaluation: RuleEvaluation,
+    event?: AlertEvent,
+    fence?: Fence,
+    transition?: RuleTransition,
+  ): Promise<boolean>;
   /** Records many evaluations that emit nothing, in one transaction (fenced like saveEvaluation). */
   saveEvaluations(evaluations: readonly { accountId: string; id: string; evaluation: RuleEvaluation }[], fence?: Fence): Promise<void>;
   /** The enabled rules of the accounts of one shard, for the shard's owner. */

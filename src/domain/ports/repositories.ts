@@ -4,6 +4,7 @@ import type { AlertEventsRepository } from './alert-events-repository.js';
 import type { AlertRulesRepository } from './alert-rules-repository.js';
 import type { ClusterRepository } from './cluster-repository.js';
 import type { DeliveriesRepository } from './deliveries-repository.js';
+import type { RuleHistoryRepository } from './rule-history-repository.js';
 import type { ServerLeaseRepository } from './server-lease-repository.js';
 import type { TelemetryRepository } from './telemetry-repository.js';
 import type { TelemetryRollupRepository } from './telemetry-rollup-repository.js';
@@ -14,6 +15,8 @@ export interface Repositories {
   readonly accounts: AccountsRepository;
   readonly apiKeys: ApiKeysRepository;
   readonly alertRules: AlertRulesRepository;
+  /** The state transitions of rules (written by alertRules.saveEvaluation). */
+  readonly ruleHistory: RuleHistoryRepository;
   readonly webhookEndpoints: WebhookEndpointsRepository;
   readonly telemetry: TelemetryRepository;
   /** Stored batches rolled up per second and per minute, exactly once (see src/engine/telemetry-rollup.ts). */
@@ -24,6 +27,6 @@ export interface Repositories {
   readonly cluster: ClusterRepository;
   /** Which server runs on a SQLite database (see src/server-lease.ts). */
   readonly serverLease: ServerLeaseRepository;
-  /** Deletes webhook deliveries, attempts and alert events past their retention. */
+  /** Deletes webhook deliveries, attempts, alert events and rule history past their retention. */
   readonly retention: RetentionStore;
 }
