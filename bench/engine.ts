@@ -16,6 +16,8 @@
  *               distinct projects (no rule refers to them), after ingestion and after a
  *               restart, against the same events without a project. `engine.js projects <n>`
  *               is also the child that test/engine-memory.test.ts runs.
+ *   series      a 24-hour preview and a last-hour series of one busy scope, against a plain
+ *               read of the same rows, on SQLite and on PostgreSQL (bench/series.ts).
  *
  * The other parts run on SQLite only (their output says so).
  * Every part runs in a fresh child process of this script (`engine.js <part>`), so memory
@@ -48,6 +50,7 @@ import { createLogger } from '../src/logger.js';
 import { createService } from '../src/service.js';
 import { DEFAULT_LATENCY, VoiceAgentSimulator, createRng, sampleLatency, type SimulatedEvent } from '../src/simulator/voice-agent-simulator.js';
 import { openStore } from '../src/store/store.js';
+import { seriesChild, seriesReport, type SeriesBenchResult } from './series.js';
 import { benchDatabases, DATABASE_LABEL, fmtNumber as fmt, percentile, percentOf, table, verdict, withFreshDatabase, type DatabaseKind, serveBareTelemetry } from './helpers.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -783,6 +786,18 @@ async function projectsReport(): Promise<string> {
   ].join('\n');
 }
 
+// ---------------------------------------------------------------- series and previews
+
+async function seriesBench(): Promise<string> {
+  const databases = await benchDatabases();
+  process.stderr.write('series: a 24-hour preview and a last-hour series of one busy scope ...\n');
+  const results: SeriesBenchResult[] = [];
+  for (const kind of databases.kinds) {
+    results.push(await withFreshDatabase(kind, databases, (db) => runChild<SeriesBenchResult>('series', [db.url, DATABASE_LABEL[kind]])));
+  }
+  return [seriesReport(results), databases.note].join('\n');
+}
+
 // ---------------------------------------------------------------- main
 
 async function main(): Promise<void> {
@@ -793,6 +808,7 @@ async function main(): Promise<void> {
     detection: detectionReport,
     accuracy: accuracyReport,
     projects: projectsReport,
+    series: seriesBench,
   };
   const chosen = (process.env.BENCH_PARTS ?? Object.keys(all).join(',')).split(',').map((p) => p.trim());
   const sections: string[] = [];
@@ -834,6 +850,9 @@ switch (part) {
   case 'projects':
     await projectsMemory(Number(process.argv[3]));
     break;
+  case 'series':
+    await seriesChild(process.argv[3]!, process.argv[4]!);
+    break;
   default:
-    throw new Error('usage: engine.js [serve-ours|serve-bare|evaluation|detection|load|accuracy|projects <n>]');
+    throw new Error('usage: engine.js [serve-ours|serve-bare|evaluation|detection|load|accuracy|projects <n>|series <url> <label>]');
 }

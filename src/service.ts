@@ -9,6 +9,7 @@ import { createDeliveriesService } from './domain/deliveries-service.js';
 import type { WebhookClient } from './domain/ports/webhook-client.js';
 import { createRetentionPruner, type RetentionPruner } from './domain/retention.js';
 import { createRuleHistoryService } from './domain/rule-history-service.js';
+import { createRuleSeriesService } from './domain/rule-series-service.js';
 import { createTelemetryService } from './domain/telemetry-service.js';
 import { createWebhookEndpointsService } from './domain/webhook-endpoints-service.js';
 import { createAddressGuard } from './delivery/address-guard.js';
@@ -16,11 +17,13 @@ import { createWebhookClient, type LookupFunction } from './delivery/webhook-cli
 import { createDeliveryWorker, type DeliveryWorker } from './delivery/worker.js';
 import { createEngine, type Engine } from './engine/engine.js';
 import { createTelemetryRollups, type TelemetryRollups } from './engine/telemetry-rollup.js';
+import { seriesCalculator } from './engine/series.js';
 import { buildHttpApp } from './http/app.js';
 import { createCoordinator, type Coordinator } from './cluster/coordinator.js';
 import { createRuleRouter } from './cluster/rule-router.js';
 import { acquireServerLease, type ServerLease } from './server-lease.js';
 import { openStore, type Store } from './store/store.js';
+import { createTelemetryHistoryRepository } from './store/telemetry-history-repository.js';
 
 export interface Service {
   readonly app: FastifyInstance;
@@ -169,6 +172,14 @@ export async function createService({ config, logger, clock = systemClock, looku
         clock,
       }),
       history: createRuleHistoryService({ rules: store.alertRules, history: store.ruleHistory }),
+      // From the database alone: any instance answers, whoever owns the account's shard.
+      series: createRuleSeriesService({
+        rules: store.alertRules,
+        history: createTelemetryHistoryRepository(store.db),
+        calculator: seriesCalculator,
+        clock,
+        telemetryRetentionMs: config.telemetryRetentionMs,
+      }),
       endpoints: createWebhookEndpointsService({
         endpoints: store.webhookEndpoints,
         clock,

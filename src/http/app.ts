@@ -11,6 +11,7 @@ import type { AlertRulesService } from '../domain/alert-rules-service.js';
 import type { ApiKeysService } from '../domain/api-keys-service.js';
 import type { DeliveriesService } from '../domain/deliveries-service.js';
 import type { RuleHistoryService } from '../domain/rule-history-service.js';
+import type { RuleSeriesService } from '../domain/rule-series-service.js';
 import { AppError } from '../domain/errors.js';
 import type { TelemetryService } from '../domain/telemetry-service.js';
 import type { WebhookEndpointsService } from '../domain/webhook-endpoints-service.js';
@@ -22,6 +23,7 @@ import { DEFAULT_MAX_JSON_VALUES, exceedsJsonValueBudget } from './json-budget.j
 import { alertRuleRoutes } from './routes/alert-rules.js';
 import { alertRoutes } from './routes/alerts.js';
 import { ruleHistoryRoutes } from './routes/rule-history.js';
+import { ruleSeriesRoutes } from './routes/rule-series.js';
 import { deliveryRoutes } from './routes/deliveries.js';
 import { telemetryRoutes } from './routes/telemetry.js';
 import { webhookEndpointRoutes } from './routes/webhook-endpoints.js';
@@ -37,6 +39,8 @@ export interface HttpDeps {
   rules: AlertRulesService;
   /** State transitions of rules (ours). */
   history: RuleHistoryService;
+  /** Rule series and previews of candidate rules (ours). */
+  series: RuleSeriesService;
   endpoints: WebhookEndpointsService;
   telemetry: TelemetryService;
   deliveries: DeliveriesService;
@@ -223,6 +227,7 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
     requireApiKey(v1, deps.apiKeys);
     await v1.register(alertRuleRoutes, { rules: deps.rules });
     await v1.register(ruleHistoryRoutes, { history: deps.history });
+    await v1.register(ruleSeriesRoutes, { series: deps.series });
     await v1.register(alertRoutes, { rules: deps.rules });
     await v1.register(webhookEndpointRoutes, { endpoints: deps.endpoints });
     await v1.register(telemetryRoutes, { telemetry: deps.telemetry });

@@ -392,3 +392,88 @@ export const RuleHistoryPage = Type.Object({
   data: Type.Array(RuleTransition, { description: 'Newest first.' }),
   next_cursor: NullableString({ description: 'Pass as `cursor` for the next, older page; null on the last page.' }),
 });
+
+// Rule series and previews (ours: GET /v1/alert-rules/{rule_id}/series, POST /v1/alert-rules/preview).
+const SERIES_RANGE_DOC =
+  'Points are at from + step, from + 2 step, … up to to (at most 1,440 of them). Each is the rule’s metric over its window ' +
+  'ending at that moment, computed from stored telemetry exactly as the evaluator computes it (same window, scope, ' +
+  'percentile method and missing-data rules), and the state it gives.';
+const SeriesRangeFields = {
+  from: Type.Optional(
+    Type.String({
+      description:
+        'RFC 3339 date-time; excluded (the first point is one step later). Default: one hour before `to`. Not before the ' +
+        'telemetry retention (ALERTS_TELEMETRY_RETENTION, 7 days by default); the first windows, which reach before `from`, ' +
+        'count only the telemetry still kept.',
+      examples: ['2026-03-15T09:30:00Z'],
+    }),
+  ),
+  to: Type.Optional(
+    Type.String({
+      description: 'RFC 3339 date-time; the last point is at or before it. Default: now. Not in the future (up to 60 s ahead, for clock skew, is taken as now).',
+      examples: ['2026-03-15T10:30:00Z'],
+    }),
+  ),
+  step: Type.Optional(
+    Type.String({ maxLength: 16, description: 'Time between points: a whole number of seconds, minutes or hours (`10s`, `1m`, `1h`); default `10s`.', examples: ['10s', '1m'] }),
+  ),
+};
+export const SeriesQuery = Type.Object(SeriesRangeFields);
+
+export const PreviewAlertRuleBody = Type.Object(
+  { ...CreateAlertRuleBody.properties, ...SeriesRangeFields },
+  { additionalProperties: false, description: 'The fields of a create request (validated the same way; `enabled` changes nothing here), plus the range.' },
+);
+export type PreviewAlertRuleBody = Static<typeof PreviewAlertRuleBody>;
+
+const PointState = StringEnum(['ok', 'alert', 'no_data'] as const, { description: 'The state the value gives: no_data when the value is null.' });
+const SeriesPoint = Type.Object({
+  at: DateTime(),
+  value: NullableInteger({
+    description:
+      'The metric over the window ending at `at`; null without data: no turns in the window for latency metrics, a scope ' +
+      'silent for 24 hours for count metrics (seen when its telemetry was received while not yet rolled up, else at the ' +
+      'second of its telemetry, or at the end of the minute for per-minute telemetry).',
+  }),
+  state: PointState,
+});
+const seriesFields = {
+  project_id: NullableString({ description: 'The scope: a project, or null for the whole account.' }),
+  metric: Metric,
+  operator: ComparisonOperator,
+  threshold_value: Type.Integer(),
+  window_duration: WindowDuration,
+  from: DateTime({ description: 'The range as used: defaults filled in, a `to` slightly ahead taken as now.' }),
+  to: DateTime(),
+  step: Type.String({ description: 'As given, or `10s`.' }),
+  per_second_after: DateTime({
+    description:
+      'Telemetry after this is kept per second, older telemetry per minute. A point whose window reaches at or before it is ' +
+      'computed from per-minute rows (each counted at its last second): exact when the point and the window are whole ' +
+      'minutes (a 60 s step from a whole minute), else the window is rounded to the minutes it covers.',
+  }),
+  points: Type.Array(SeriesPoint),
+};
+export const RuleSeries = Type.Object(seriesFields, { description: `${SERIES_RANGE_DOC} Computed with the rule’s current settings.` });
+
+const Transition = Type.Object({
+  at: DateTime(),
+  from_state: AlertState,
+  to_state: PointState,
+  value: NullableInteger(),
+  event_type: Type.Unsafe<'alerts.triggered' | 'alerts.resolved' | null>({
+    type: ['string', 'null'],
+    enum: ['alerts.triggered', 'alerts.resolved', null],
+    description: 'The webhook event the live evaluator sends for this transition; null when it sends none.',
+  }),
+});
+export const RulePreview = Type.Object(
+  {
+    ...seriesFields,
+    transitions: Type.Array(Transition, {
+      description: 'Every change of state, oldest first, starting from `unknown` (the state a new rule starts in) at the first point.',
+    }),
+    triggered_count: Type.Integer({ description: 'How many alerts.triggered events the rule would have sent.' }),
+  },
+  { description: `${SERIES_RANGE_DOC} The candidate rule starts in state unknown, as a new rule does, and is evaluated at each point.` },
+);
