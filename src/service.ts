@@ -95,8 +95,9 @@ export async function createService({ config, logger, clock = systemClock, looku
     evaluationIntervalMs: config.evaluationIntervalMs,
     onEventCommitted: () => deliveryWorker.kick(),
     notifications: store.notifications,
-    // Called only from evaluation passes, which run after `rollups` is created.
-    rollUp: () => rollups.rollNow(),
+    // Called only from evaluation passes, which run after `rollups` is created. A budget: a
+    // backlog of roll-ups (a restart after a burst) must not hold up evaluation.
+    rollUp: () => rollups.rollNow({ budgetMs: 250 }),
     ownership: {
       fenceFor: (shard) => ownership.coordinator?.fenceFor(shard),
       fenced: (shard) => ownership.coordinator?.fenced(shard),
@@ -219,9 +220,10 @@ export async function createService({ config, logger, clock = systemClock, looku
           // finish (batches then go to the new owners through the database); then what still
           // runs here ends, while the heartbeat keeps its deliveries in flight from being reaped.
           await Promise.all([app.close(), coordinator.stop()]);
-          await engine.stop();
-          // After the engine, whose passes roll up before pruning; before the store closes.
+          // The roll-up first: it stops after the fold in progress, and an engine pass may be
+          // waiting for it (it rolls up before pruning batches).
           await rollups.stop();
+          await engine.stop();
           await deliveryWorker.stop();
           await retention.stop();
           await webhookClient.close();
@@ -234,8 +236,8 @@ export async function createService({ config, logger, clock = systemClock, looku
     };
   } catch (error) {
     await coordinator.stop();
-    await engine.stop();
     await rollups.stop();
+    await engine.stop();
     await deliveryWorker.stop();
     await retention.stop();
     await webhookClient.close();

@@ -329,6 +329,7 @@ describe('restart of alerts serve over 200,000 projects', () => {
     // Its one turn, rebuilt from storage (the histogram is within 1%).
     expect(later.body.current_state, later.text).toBe('ok');
     expect(Math.abs(later.body.current_value - 1756)).toBeLessThanOrEqual(17.56);
-    expect((await second.stop()).code).toBe(0);
+    const stopped = await second.stop();
+    expect(stopped.code, `the service did not stop cleanly: ${second.stdout().slice(-3000)}${second.stderr().slice(-2000)}`).toBe(0);
   }, 60_000);
 });

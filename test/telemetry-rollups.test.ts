@@ -285,6 +285,20 @@ describe(`telemetry roll-ups (${testDatabaseKind})`, () => {
     expect(await store.telemetry.pruneBefore(later)).toBe(shardOf('globex') === shard ? 0 : 1);
     expect(await batchCount(store.db)).toBe(0);
   });
+
+  it('gives the engine a bounded roll-up: nothing past its budget, and no waiting for a roll already running', async () => {
+    const store = await open();
+    for (let i = 0; i < 5; i++) await record(store, 'acme', [event('call', NOW - i * SECOND)], NOW);
+    const job = roller(store, { pageSize: 1 });
+    // A spent budget folds nothing; the batches stay for the next roll.
+    expect(await job.rollNow({ budgetMs: 0 })).toBe(0);
+    const running = job.rollNow();
+    // While a full roll runs, the engine's call returns at once instead of queueing behind it.
+    expect(await job.rollNow({ budgetMs: 10_000 })).toBe(0);
+    expect(await running).toBe(5);
+    expect(await job.rollNow({ budgetMs: 10_000 })).toBe(0);
+    expect((await storedRows(store.db)).telemetry_minutes[keyOf('acme', '', NOW / 1000)]?.counts.call).toBe(5);
+  });
 });
 
 describe(`roll-ups across restarts (${testDatabaseKind})`, () => {

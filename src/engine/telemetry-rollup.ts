@@ -21,8 +21,13 @@ export interface TelemetryRollups {
   start(): void;
   /** Stops the timer and waits for a pass in progress. */
   stop(): Promise<void>;
-  /** Rolls every unrolled batch of the shards this instance rolls; resolves with how many batches were folded. */
-  rollNow(): Promise<number>;
+  /**
+   * Rolls every unrolled batch of the shards this instance rolls; resolves with how many
+   * batches were folded. With `budgetMs` (the engine, before it prunes batches): returns at
+   * once if a roll is already running, and stops folding once the budget is spent, so a
+   * backlog never holds up evaluation.
+   */
+  rollNow(options?: { budgetMs?: number }): Promise<number>;
   /** Deletes per-second and per-minute rows past their retention at the clock's time; resolves with the counts. */
   pruneNow(): Promise<Record<RollupTable, number>>;
 }
@@ -48,6 +53,8 @@ const PRUNE_EVERY_MS = 60_000;
  * transaction), while a page of small ones is one fold.
  */
 const FOLD_BUDGET_CHARS = 2_000_000;
+/** Rows one fold writes at most, unless a single batch makes more (up to 4 per event). */
+const MAX_ROWS_PER_FOLD = 10_000;
 /** Rows per delete: a short statement, so writers never wait long. */
 const PRUNE_BATCH = 2_000;
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -68,29 +75,50 @@ export function createTelemetryRollups(deps: TelemetryRollupsDeps): TelemetryRol
     return next;
   };
 
-  async function roll(): Promise<number> {
+  /** Rolls in progress or queued in this process. */
+  let rolling = 0;
+  async function roll(deadline = Infinity): Promise<number> {
     const shards = new Set(deps.shards?.() ?? ALL_SHARDS);
     let folded = 0;
     for (const { shard, rolledSeq, lastSeq } of await rollups.progress()) {
       if (!shards.has(shard)) continue;
       let from = rolledSeq;
-      pages: while (from < lastSeq && !stopping) {
+      pages: while (from < lastSeq && !stopping && performance.now() < deadline) {
         const page = await rollups.unrolled(shard, from, pageSize);
         // Batches numbered but not visible (pruned by an older version): nothing to fold.
         if (page.length === 0) break;
         for (const run of runsOf(page)) {
-          const through = run.at(-1)!.shard_seq;
-          if (!(await rollups.fold(shard, from, through, rowsOf(run)))) {
+          const through = await foldRun(shard, from, run);
+          if (through === undefined) {
             // Another instance folded them first: its progress is the truth; next pass.
             logger.debug({ shard, from }, 'telemetry roll-up of the shard was done by another instance');
             break pages;
           }
-          folded += run.length;
+          // Sequence numbers are dense: the batches folded are those after `from`.
+          folded += through - from;
           from = through;
+          if (stopping || performance.now() >= deadline) break pages;
         }
       }
     }
     return folded;
+  }
+
+  /**
+   * Folds a run of batches, in halves while it makes more than MAX_ROWS_PER_FOLD rows: a
+   * fold is one transaction, and a shutdown waits for the one in progress (many distinct
+   * projects in one second make many rows from few characters). Resolves with the last
+   * shard_seq folded, or undefined when another roller had folded them.
+   */
+  async function foldRun(shard: number, from: number, run: readonly StoredBatch[]): Promise<number | undefined> {
+    const rows = rowsOf(run);
+    if (run.length > 1 && rows.seconds.length + rows.minutes.length > MAX_ROWS_PER_FOLD) {
+      const half = Math.ceil(run.length / 2);
+      const through = await foldRun(shard, from, run.slice(0, half));
+      return through === undefined || stopping ? through : foldRun(shard, through, run.slice(half));
+    }
+    const through = run.at(-1)!.shard_seq;
+    return (await rollups.fold(shard, from, through, rows)) ? through : undefined;
   }
 
   async function prune(): Promise<Record<RollupTable, number>> {
@@ -121,7 +149,8 @@ export function createTelemetryRollups(deps: TelemetryRollupsDeps): TelemetryRol
     if (passing) return;
     passing = true;
     try {
-      await serialized(roll);
+      rolling++;
+      await serialized(() => roll()).finally(() => rolling--);
       if (Date.now() - lastPruneAt >= PRUNE_EVERY_MS) {
         lastPruneAt = Date.now();
         const counts = await serialized(prune);
@@ -150,7 +179,13 @@ export function createTelemetryRollups(deps: TelemetryRollupsDeps): TelemetryRol
       timer = undefined;
       await chain.catch(() => undefined);
     },
-    rollNow: () => serialized(roll),
+    rollNow(options) {
+      const budgetMs = options?.budgetMs;
+      if (budgetMs !== undefined && rolling > 0) return Promise.resolve(0);
+      rolling++;
+      const started = performance.now();
+      return serialized(() => roll(budgetMs === undefined ? Infinity : started + budgetMs)).finally(() => rolling--);
+    },
     pruneNow: () => serialized(prune),
   };
 }
