@@ -23,7 +23,6 @@ import { createCoordinator, type Coordinator } from './cluster/coordinator.js';
 import { createRuleRouter } from './cluster/rule-router.js';
 import { acquireServerLease, type ServerLease } from './server-lease.js';
 import { openStore, type Store } from './store/store.js';
-import { createTelemetryHistoryRepository } from './store/telemetry-history-repository.js';
 
 export interface Service {
   readonly app: FastifyInstance;
@@ -176,7 +175,7 @@ export async function createService({ config, logger, clock = systemClock, looku
       // From the database alone: any instance answers, whoever owns the account's shard.
       series: createRuleSeriesService({
         rules: store.alertRules,
-        history: createTelemetryHistoryRepository(store.db),
+        history: store.telemetryHistory,
         calculator: seriesCalculator,
         clock,
         telemetryRetentionMs: config.telemetryRetentionMs,

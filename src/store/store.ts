@@ -12,6 +12,7 @@ import { createDeliveriesRepository } from './deliveries-repository.js';
 import { createAlertEventsRepository } from './alert-events-repository.js';
 import { createTelemetryRepository } from './telemetry-repository.js';
 import { createTelemetryRollupRepository } from './telemetry-rollup-repository.js';
+import { createTelemetryHistoryRepository } from './telemetry-history-repository.js';
 import { migrationProvider } from './migrations/index.js';
 import { MigrationError, pendingMigrations, runMigrations } from './migrations/runner.js';
 import { createRetentionRepository } from './retention-repository.js';
@@ -165,6 +166,7 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     webhookEndpoints,
     telemetry: createTelemetryRepository(db, adapter),
     telemetryRollups: createTelemetryRollupRepository(db, adapter),
+    telemetryHistory: createTelemetryHistoryRepository(db),
     alertEvents: createAlertEventsRepository(db),
     retention: createRetentionRepository(db),
     checkWritable: writeChecker(db, health),

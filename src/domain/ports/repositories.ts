@@ -6,6 +6,7 @@ import type { ClusterRepository } from './cluster-repository.js';
 import type { DeliveriesRepository } from './deliveries-repository.js';
 import type { RuleHistoryRepository } from './rule-history-repository.js';
 import type { ServerLeaseRepository } from './server-lease-repository.js';
+import type { TelemetryHistoryRepository } from './telemetry-history.js';
 import type { TelemetryRepository } from './telemetry-repository.js';
 import type { TelemetryRollupRepository } from './telemetry-rollup-repository.js';
 import type { WebhookEndpointsRepository } from './webhook-endpoints-repository.js';
@@ -21,6 +22,8 @@ export interface Repositories {
   readonly telemetry: TelemetryRepository;
   /** Stored batches rolled up per second and per minute, exactly once (see src/engine/telemetry-rollup.ts). */
   readonly telemetryRollups: TelemetryRollupRepository;
+  /** A scope's stored telemetry over a range (roll-ups and batches not yet rolled up), for series and previews. */
+  readonly telemetryHistory: TelemetryHistoryRepository;
   readonly alertEvents: AlertEventsRepository;
   readonly deliveries: DeliveriesRepository;
   /** Instances and their shard leases (see src/cluster/). */
