@@ -165,6 +165,11 @@ export async function snapshotDatabase(service: Service): Promise<Record<string,
   delete snapshot.server_lease;
   delete snapshot.cluster_instances;
   delete snapshot.shard_leases;
+  // Roll-ups are derived from telemetry_batches (which stays in the snapshot) by a job on its
+  // own timer: a batch stored before the snapshot may be rolled up between two snapshots.
+  delete snapshot.telemetry_seconds;
+  delete snapshot.telemetry_minutes;
+  delete snapshot.telemetry_rollup_progress;
   return snapshot;
 }
 
