@@ -32,6 +32,9 @@ export interface TelemetryEvent {
 export const COUNTERS = ['call', 'call_crash', 'turn', 'api_error', 'function_error'] as const;
 export type Counter = (typeof COUNTERS)[number];
 
+/** Every counter at zero. */
+export const emptyCounts = (): Record<Counter, number> => ({ call: 0, call_crash: 0, turn: 0, api_error: 0, function_error: 0 });
+
 export const COUNT_METRIC_COUNTER: Partial<Record<Metric, Counter>> = {
   call_volume: 'call',
   call_crashes: 'call_crash',

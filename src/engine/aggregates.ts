@@ -1,5 +1,5 @@
 import { WINDOW_DURATIONS, WINDOW_MS, type WindowDuration } from '../domain/alert-rules.js';
-import { COUNTERS, MAX_AGE_MS, MAX_FUTURE_MS, type Counter, type TelemetryEvent } from '../domain/telemetry.js';
+import { COUNTERS, emptyCounts, MAX_AGE_MS, MAX_FUTURE_MS, type Counter, type TelemetryEvent } from '../domain/telemetry.js';
 import { addLatency, LatencyHistogram, type SparseBins } from './latency-histogram.js';
 
 /**
@@ -13,7 +13,12 @@ export interface SecondDelta {
   latencies: SparseBins;
 }
 
-const emptyCounts = (): Record<Counter, number> => ({ call: 0, call_crash: 0, turn: 0, api_error: 0, function_error: 0 });
+
+/** Adds a delta's counters and latencies to a running sum (of seconds, or of scopes). */
+export function addDelta(sum: Pick<SecondDelta, 'counts' | 'latencies'>, delta: Pick<SecondDelta, 'counts' | 'latencies'>): void {
+  for (const c of COUNTERS) sum.counts[c] += delta.counts[c];
+  for (const [bin, n] of delta.latencies) sum.latencies.set(bin, (sum.latencies.get(bin) ?? 0) + n);
+}
 
 /** Folds a batch of events into per-(project, second) deltas. */
 export function deltasOf(events: readonly TelemetryEvent[]): SecondDelta[] {

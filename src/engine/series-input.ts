@@ -1,12 +1,11 @@
 import type { TelemetryHistory, TelemetryRollupRow } from '../domain/ports/telemetry-history.js';
 import type { SeriesPlan } from '../domain/rule-series-service.js';
-import { COUNTERS, type Counter } from '../domain/telemetry.js';
-import { decodeDeltas, type SecondDelta } from './aggregates.js';
+import { COUNTERS, emptyCounts } from '../domain/telemetry.js';
+import { minuteOf } from '../domain/telemetry-rollups.js';
+import { addDelta, decodeDeltas, type SecondDelta } from './aggregates.js';
 import { BIN_COUNT, type SparseBins } from './latency-histogram.js';
 
 export const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
-
-const emptyCounts = (): Record<Counter, number> => ({ call: 0, call_crash: 0, turn: 0, api_error: 0, function_error: 0 });
 
 /**
  * The latencies of consecutive rows summed into one dense array, then handed over as
@@ -109,11 +108,10 @@ export function batchTelemetry(plan: SeriesPlan, history: TelemetryHistory, endO
     for (const delta of decodeDeltas(batch.deltas)) {
       if (project !== null && delta.project !== project) continue;
       touched = true;
-      const second = endOf(delta.second > plan.cutoffSecond ? delta.second : Math.ceil(delta.second / 60) * 60);
+      const second = endOf(delta.second > plan.cutoffSecond ? delta.second : minuteOf(delta.second));
       let sum = sums.get(second);
       if (!sum) sums.set(second, (sum = { project, second, counts: emptyCounts(), latencies: new Map() }));
-      for (const c of COUNTERS) sum.counts[c] += delta.counts[c];
-      for (const [bin, n] of delta.latencies) sum.latencies.set(bin, (sum.latencies.get(bin) ?? 0) + n);
+      addDelta(sum, delta);
     }
     if (touched) seen.push(batch.received_at);
   }

@@ -3,9 +3,9 @@ import type { Clock } from '../domain/clock.js';
 import type { StoredBatch } from '../domain/ports/telemetry-repository.js';
 import type { RollupTable, TelemetryRollupRepository } from '../domain/ports/telemetry-rollup-repository.js';
 import { ALL_SHARDS } from '../domain/shards.js';
-import { COUNTERS, PER_SECOND_RETENTION_MS, type Counter } from '../domain/telemetry.js';
+import { emptyCounts, PER_SECOND_RETENTION_MS } from '../domain/telemetry.js';
 import { minuteOf, rollupKey, type RollupRow, type RollupRows } from '../domain/telemetry-rollups.js';
-import { decodeDeltas, type SecondDelta } from './aggregates.js';
+import { addDelta, decodeDeltas, type SecondDelta } from './aggregates.js';
 
 /**
  * Rolls stored telemetry batches up into per-second and per-minute rows, and prunes those
@@ -208,10 +208,8 @@ function runsOf(page: readonly StoredBatch[]): StoredBatch[][] {
   return runs;
 }
 
-interface Sum {
-  row: RollupRow & { counts: Record<Counter, number> };
-  latencies: Map<number, number>;
-}
+/** A row being summed: its latencies as bins until they are written as pairs. */
+type Sum = Omit<RollupRow, 'latencies'> & Pick<SecondDelta, 'counts' | 'latencies'>;
 
 /** The per-second and per-minute rows a run of batches adds, for the account scope '' and each project. */
 export function rowsOf(batches: readonly StoredBatch[]): RollupRows {
@@ -220,12 +218,8 @@ export function rowsOf(batches: readonly StoredBatch[]): RollupRows {
   const add = (into: Map<string, Sum>, accountId: string, project: string, second: number, delta: SecondDelta) => {
     const key = rollupKey(accountId, project, second);
     let sum = into.get(key);
-    if (!sum) {
-      const counts = { call: 0, call_crash: 0, turn: 0, api_error: 0, function_error: 0 };
-      into.set(key, (sum = { row: { accountId, project, second, counts, latencies: [] }, latencies: new Map() }));
-    }
-    for (const c of COUNTERS) sum.row.counts[c] += delta.counts[c];
-    for (const [bin, n] of delta.latencies) sum.latencies.set(bin, (sum.latencies.get(bin) ?? 0) + n);
+    if (!sum) into.set(key, (sum = { accountId, project, second, counts: emptyCounts(), latencies: new Map() }));
+    addDelta(sum, delta);
   };
   for (const batch of batches) {
     for (const delta of decodeDeltas(batch.deltas)) {
@@ -237,7 +231,7 @@ export function rowsOf(batches: readonly StoredBatch[]): RollupRows {
     }
   }
   const finish = (sums: Map<string, Sum>): RollupRow[] =>
-    [...sums.values()].map(({ row, latencies }) => {
+    [...sums.values()].map(({ latencies, ...row }) => {
       const bins = [...latencies.keys()].sort((a, b) => a - b);
       const pairs = new Array<number>(2 * bins.length);
       bins.forEach((bin, i) => {

@@ -363,6 +363,9 @@ export const WebhookEventBody = Type.Object(
 );
 
 // Rule state history (ours: GET /v1/alert-rules/{rule_id}/history).
+/** The event a transition sends, or null: one schema for history and previews. */
+const NullableEventType = (description: string) =>
+  Type.Unsafe<(typeof WEBHOOK_EVENT_TYPES)[number] | null>({ type: ['string', 'null'], enum: [...WEBHOOK_EVENT_TYPES, null], description });
 export const RuleHistoryQuery = Type.Object({
   limit: Type.Optional(
     Type.Integer({ minimum: 1, maximum: MAX_HISTORY_PAGE, default: DEFAULT_HISTORY_PAGE, description: `Transitions per page, 1 to ${MAX_HISTORY_PAGE}.` }),
@@ -374,11 +377,7 @@ export const RuleHistoryQuery = Type.Object({
 
 export const RuleTransition = Type.Object({
   event_id: NullableString({ description: 'The event the transition emitted (its X-PolyAI-Event-ID); null when it sent nothing.' }),
-  event_type: Type.Unsafe<'alerts.triggered' | 'alerts.resolved' | null>({
-    type: ['string', 'null'],
-    enum: [...WEBHOOK_EVENT_TYPES, null],
-    description: 'null for transitions that send nothing, such as ok → no_data or a rule disabled (→ unknown).',
-  }),
+  event_type: NullableEventType('null for transitions that send nothing, such as ok → no_data or a rule disabled (→ unknown).'),
   from_state: AlertState,
   to_state: AlertState,
   value: NullableInteger({ description: 'The measured value that caused it; null without data or when disabled.' }),
@@ -461,11 +460,7 @@ const Transition = Type.Object({
   from_state: AlertState,
   to_state: PointState,
   value: NullableInteger(),
-  event_type: Type.Unsafe<'alerts.triggered' | 'alerts.resolved' | null>({
-    type: ['string', 'null'],
-    enum: ['alerts.triggered', 'alerts.resolved', null],
-    description: 'The webhook event the live evaluator sends for this transition; null when it sends none.',
-  }),
+  event_type: NullableEventType('The webhook event the live evaluator sends for this transition; null when it sends none.'),
 });
 export const RulePreview = Type.Object(
   {
