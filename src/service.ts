@@ -59,8 +59,12 @@ export async function createService({ config, logger, clock = systemClock, looku
     deliveryAttempts: config.delivery.retrySchedule.length,
     migrations: config.autoMigrate ? 'apply' : 'verify',
     sealSecrets: config.autoMigrate,
-    onIdleConnectionError: (error) => logger.warn({ err: error }, 'an idle database connection failed; the next query opens a new one'),
+    onIdleConnectionError: (error) => logger.warn({ err: error }, 'a database connection failed or was ended by the server; the next query opens a new one'),
     onNotificationsError: (error) => logger.warn({ err: error }, 'the connection listening for notifications failed; reconnecting (polling meanwhile)'),
+    // A frozen instance's shards are taken at most this long after its lease ran out, not
+    // whenever it wakes up (see createPostgresPool); never shorter than 5 s, so a slow moment
+    // inside a transaction is not mistaken for a frozen process.
+    stalledTransactionTimeoutMs: Math.max(5_000, config.leaseTtlMs),
   });
   if (store.schema.applied.length > 0) logger.info({ database: store.location, applied: store.schema.applied }, 'database schema migrated');
   if (store.schema.sealedSecrets > 0) logger.info({ sealed: store.schema.sealedSecrets }, 'signing secrets stored in plain text were sealed');

@@ -13,10 +13,13 @@ import { FencedError } from '../src/domain/ports/cluster-repository.js';
 import { shardOf } from '../src/domain/shards.js';
 import { AppError } from '../src/domain/errors.js';
 import { ID_PREFIX, newId } from '../src/domain/ids.js';
-import { sql } from 'kysely';
+import { Kysely, sql } from 'kysely';
+import { checkFence } from '../src/store/cluster-repository.js';
+import { createAdapter } from '../src/store/dialect/index.js';
+import type { Database } from '../src/store/schema.js';
 import { MigrationError, openStore, type Store } from '../src/store/store.js';
 import { runCli } from './helpers/cli-process.js';
-import { dropDatabaseFor, freshDatabaseUrl, locationOf, onPostgres } from './helpers/database.js';
+import { dropDatabaseFor, freshDatabaseUrl, inspectDatabase, locationOf, onPostgres } from './helpers/database.js';
 
 const NOW = Date.parse('2026-03-15T10:30:00.123Z');
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -307,5 +310,52 @@ describe.each(implementations)('the $name store', ({ open }) => {
     await store.telemetry.record([{ accountId: account.id, receivedAt: NOW, deltas: '[]', projects }]);
     const seen = await store.telemetry.lastSeen(projects.slice(-700).map((project_key) => ({ account_id: account.id, project_key })));
     expect(seen).toHaveLength(700);
+  });
+});
+
+describe.runIf(onPostgres)('a PostgreSQL session frozen inside a transaction', () => {
+  it("does not keep its shard: the server ends the session after the stalled-transaction timeout, the lease is taken, and the frozen writer's transaction is undone", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'alerts-repo-'));
+    const url = await freshDatabaseUrl(dir);
+    const taker = await openStore({ location: locationOf(url) });
+    // The frozen instance's connections, as the service opens them but with a 1 s timeout.
+    const adapter = createAdapter(locationOf(url), { failure: undefined }, { stalledTransactionTimeoutMs: 1000 });
+    const frozen = new Kysely<Database>({ dialect: adapter.dialect });
+    cleanups.push(async () => {
+      await frozen.destroy();
+      await taker.close();
+      rmSync(dir, { recursive: true, force: true });
+      await dropDatabaseFor(dir);
+    });
+    const [held] = await taker.cluster.acquire('frozen', 1, 300);
+    const fence = { owner: 'frozen', shard: held!.shard, epoch: held!.epoch };
+    let lockHeld!: () => void;
+    const locked = new Promise<void>((resolve) => (lockHeld = resolve));
+    const write = frozen.transaction().execute(async (trx) => {
+      await checkFence(trx, adapter, fence);
+      lockHeld();
+      // Frozen: the lease runs out while the transaction holds its row in share mode.
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      await trx.insertInto('accounts').values({ id: 'acct_frozen', name: 'written while frozen', created_at: iso(NOW) }).execute();
+    });
+    const undone = expect(write).rejects.toThrow();
+    await locked;
+    const started = Date.now();
+    let taken: { shard: number; epoch: number }[] = [];
+    while (taken.length === 0 && Date.now() - started < 10_000) {
+      // The lease expired after 300 ms, but a locked row is skipped until the session ends.
+      taken = (await taker.cluster.acquire('taker', 64, 60_000)).filter((t) => t.shard === fence.shard);
+      if (taken.length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(taken, 'the shard was never taken while its old owner was frozen').toHaveLength(1);
+    expect(Date.now() - started).toBeLessThan(2500);
+    expect(taken[0]!.epoch).toBe(fence.epoch + 1);
+    await undone;
+    const db = inspectDatabase(url);
+    try {
+      expect(await db.selectFrom('accounts').select('id').where('id', '=', 'acct_frozen').execute()).toEqual([]);
+    } finally {
+      await db.destroy();
+    }
   });
 });

@@ -67,6 +67,12 @@ export interface OpenStoreOptions {
   onIdleConnectionError?: (error: Error) => void;
   /** Called when the connection that listens for notifications fails (it is opened again). */
   onNotificationsError?: (error: Error) => void;
+  /**
+   * PostgreSQL ends a session of ours left idle inside a transaction this long (ms): a process
+   * frozen mid-transaction (SIGSTOP, a VM paused, a debugger) would otherwise keep its row locks,
+   * and with them a shard lease it no longer renews, for as long as it is frozen. Default 10 s.
+   */
+  stalledTransactionTimeoutMs?: number;
 }
 
 export interface SchemaReport {
@@ -130,7 +136,11 @@ async function migrate(db: Kysely<Database>, adapter: StoreAdapter, mode: 'apply
 /** Opens the database, applies pending migrations and returns the repositories. */
 export async function openStore(options: OpenStoreOptions): Promise<Store> {
   const health: WriteHealth = { failure: undefined };
-  const adapter = createAdapter(options.location, health, options.onIdleConnectionError, options.onNotificationsError);
+  const adapter = createAdapter(options.location, health, {
+    onIdleError: options.onIdleConnectionError,
+    onNotificationsError: options.onNotificationsError,
+    stalledTransactionTimeoutMs: options.stalledTransactionTimeoutMs,
+  });
   const db = new Kysely<Database>({ dialect: adapter.dialect });
   const cipher = createSecretCipher(options.secretKey);
   const webhookEndpoints = createWebhookEndpointsRepository(db, cipher, adapter);

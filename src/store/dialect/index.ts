@@ -8,18 +8,33 @@ import { createSqliteAdapter, SQLITE_NOW } from './sqlite/adapter.js';
 export type { StoreAdapter, DatabaseFailure, MigrationDialect } from './adapter.js';
 export type { WriteHealth } from './guard.js';
 
+/** How long PostgreSQL lets a session of ours sit idle inside a transaction (ms). */
+export const DEFAULT_STALLED_TRANSACTION_TIMEOUT_MS = 10_000;
+
 /** The adapter for where DATABASE_URL points. */
 export function createAdapter(
   location: DatabaseLocation,
   health: WriteHealth,
-  onIdleError: (error: Error) => void = () => {},
-  onNotificationsError: (error: Error) => void = () => {},
+  hooks: {
+    onIdleError?: ((error: Error) => void) | undefined;
+    onNotificationsError?: ((error: Error) => void) | undefined;
+    /** See OpenStoreOptions.stalledTransactionTimeoutMs (PostgreSQL only). */
+    stalledTransactionTimeoutMs?: number | undefined;
+  } = {},
 ): StoreAdapter {
   switch (location.kind) {
     case 'sqlite':
       return createSqliteAdapter(location.path, health);
     case 'postgres':
-      return createPostgresAdapter({ url: location.url, display: location.display, poolSize: location.poolSize, health, onIdleError, onNotificationsError });
+      return createPostgresAdapter({
+        url: location.url,
+        display: location.display,
+        poolSize: location.poolSize,
+        health,
+        onIdleError: hooks.onIdleError ?? (() => {}),
+        onNotificationsError: hooks.onNotificationsError ?? (() => {}),
+        stalledTransactionTimeoutMs: hooks.stalledTransactionTimeoutMs ?? DEFAULT_STALLED_TRANSACTION_TIMEOUT_MS,
+      });
   }
 }
 

@@ -18,6 +18,8 @@ export interface PostgresAdapterOptions {
   url: string;
   display: string;
   poolSize: number;
+  /** idle_in_transaction_session_timeout of every pooled connection (ms). */
+  stalledTransactionTimeoutMs: number;
   health: WriteHealth;
   onIdleError(error: Error): void;
   /** The listening connection failed (it is opened again). */
@@ -26,7 +28,7 @@ export interface PostgresAdapterOptions {
 
 /** A PostgreSQL database shared by any number of processes, through a pool of connections. */
 export function createPostgresAdapter(options: PostgresAdapterOptions): StoreAdapter {
-  const pool = createPostgresPool(options.url, options.poolSize, options.onIdleError);
+  const pool = createPostgresPool(options.url, options.poolSize, options.stalledTransactionTimeoutMs, options.onIdleError);
   return {
     multiInstance: true,
     rowLocks: true,

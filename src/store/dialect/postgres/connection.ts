@@ -25,7 +25,7 @@ const types = {
  * process may hold other pools with other rules. `url` carries everything libpq-style
  * (`sslmode`, `options=-c search_path=...`).
  */
-export function createPostgresPool(url: string, poolSize: number, onIdleError: (error: Error) => void): pg.Pool {
+export function createPostgresPool(url: string, poolSize: number, stalledTransactionTimeoutMs: number, onIdleError: (error: Error) => void): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
     max: poolSize,
@@ -35,9 +35,19 @@ export function createPostgresPool(url: string, poolSize: number, onIdleError: (
     connectionTimeoutMillis: 10_000,
     idleTimeoutMillis: 30_000,
     keepAlive: true,
+    // Row locks outlive a process only while its session does. A process frozen inside a
+    // transaction (SIGSTOP, a paused VM) holds `for share` on its shard leases (checkFence), and
+    // a takeover skips locked rows: without this the shard would have no working owner until
+    // the frozen process woke up. The server ends such a session and rolls its transaction
+    // back; the frozen process, once awake, finds its connection gone and its write undone.
+    idle_in_transaction_session_timeout: stalledTransactionTimeoutMs,
   });
   // An idle connection that the server closes (restart, failover) emits here; without a
   // listener that would end the process. The next query opens a new connection.
   pool.on('error', onIdleError);
+  // A connection in use may be ended by the server too (the stalled-transaction timeout above,
+  // an administrator's pg_terminate_backend): its query fails, the pool drops it on release,
+  // and the error it also emits must not end the process.
+  pool.on('connect', (client) => client.on('error', onIdleError));
   return pool;
 }
