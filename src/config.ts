@@ -26,6 +26,8 @@ export interface Config {
   readonly database: DatabaseLocation;
   readonly databaseUrl: string;
   readonly bootstrapApiKey: string | undefined;
+  /** `ALERTS_METRICS_TOKEN`: when set, GET /metrics requires it as a bearer token. */
+  readonly metricsToken: string | undefined;
   readonly secretKey: string | undefined;
   readonly shutdownTimeoutMs: number;
   readonly authCacheTtlMs: number;
@@ -95,6 +97,7 @@ interface RawEnv {
   LOG_LEVEL: string;
   DATABASE_URL: string;
   ALERTS_BOOTSTRAP_API_KEY?: string;
+  ALERTS_METRICS_TOKEN?: string;
   ALERTS_SECRET_KEY?: string;
   ALERTS_SHUTDOWN_TIMEOUT_MS: number;
   ALERTS_AUTH_CACHE_TTL_MS: number;
@@ -121,6 +124,7 @@ const ENV_SCHEMA = {
     LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
     DATABASE_URL: { type: 'string', minLength: 1, default: './data/alerts.db' },
     ALERTS_BOOTSTRAP_API_KEY: { type: 'string', minLength: 32, maxLength: 256, pattern: '^[\\x21-\\x7e]+$' },
+    ALERTS_METRICS_TOKEN: { type: 'string', minLength: 16, maxLength: 256, pattern: '^[\\x21-\\x7e]+$' },
     ALERTS_SECRET_KEY: { type: 'string', minLength: 32 },
     ALERTS_SHUTDOWN_TIMEOUT_MS: { type: 'integer', minimum: 0, default: 10_000 },
     ALERTS_AUTH_CACHE_TTL_MS: { type: 'integer', minimum: 0, maximum: 300_000, default: 5_000 },
@@ -224,6 +228,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     database: parseDatabaseUrl(raw.DATABASE_URL, cwd, raw.ALERTS_DATABASE_POOL_SIZE),
     autoMigrate: raw.ALERTS_AUTO_MIGRATE === 'on',
     bootstrapApiKey: raw.ALERTS_BOOTSTRAP_API_KEY,
+    metricsToken: raw.ALERTS_METRICS_TOKEN,
     secretKey: raw.ALERTS_SECRET_KEY,
     shutdownTimeoutMs: raw.ALERTS_SHUTDOWN_TIMEOUT_MS,
     authCacheTtlMs: raw.ALERTS_AUTH_CACHE_TTL_MS,

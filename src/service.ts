@@ -1,3 +1,6 @@
+import { createMetrics, type Metrics } from './metrics/metrics.js';
+import { createReadiness } from './readiness.js';
+import { createStreamService } from './domain/stream-service.js';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
@@ -37,6 +40,8 @@ export interface Service {
   readonly coordinator: Coordinator;
   /** Rolls the held shards' telemetry up per second and per minute (every 2 s) and prunes it past retention. */
   readonly rollups: TelemetryRollups;
+  /** What GET /metrics reports for this instance. */
+  readonly metrics: Metrics;
   /** Stops accepting requests, finishes in-flight ones, stops the engine, closes the database. */
   close(): Promise<void>;
 }
@@ -50,6 +55,9 @@ export interface ServiceDeps {
   /** Another server took this database over (this one stalled past its lease): stop the process. */
   onLeaseLost?: () => void;
 }
+
+/** How often a live stream (GET /v1/stream) looks for changes in the database. */
+const STREAM_POLL_MS = 500;
 
 /** Wires store, engine, domain and HTTP together and starts the engine; does not listen. */
 export async function createService({ config, logger, clock = systemClock, lookup, onLeaseLost }: ServiceDeps): Promise<Service> {
@@ -85,6 +93,7 @@ export async function createService({ config, logger, clock = systemClock, looku
   // The engine and the coordinator need each other: the engine writes under the
   // coordinator's fences, the coordinator tells the engine which shards it holds.
   const ownership: { coordinator?: Coordinator } = {};
+  const metrics = createMetrics();
   const webhookClient = createWebhookClient({
     guard: createAddressGuard(config.delivery.allowedCidrs),
     lookup,
@@ -101,6 +110,7 @@ export async function createService({ config, logger, clock = systemClock, looku
     // Called only from evaluation passes, which run after `rollups` is created. A budget: a
     // backlog of roll-ups (a restart after a burst) must not hold up evaluation.
     rollUp: () => rollups.rollNow({ budgetMs: 250 }),
+    metrics,
     ownership: {
       fenceFor: (shard) => ownership.coordinator?.fenceFor(shard),
       fenced: (shard) => ownership.coordinator?.fenced(shard),
@@ -138,6 +148,7 @@ export async function createService({ config, logger, clock = systemClock, looku
     pollIntervalMs: 1000,
     stopGraceMs: Math.max(0, config.shutdownTimeoutMs - 1000),
     autoStart: config.delivery.workerEnabled,
+    metrics,
   });
   const retention = createRetentionPruner({
     store: store.retention,
@@ -167,14 +178,25 @@ export async function createService({ config, logger, clock = systemClock, looku
     if (config.delivery.workerEnabled) await deliveryWorker.start();
     retention.start();
     rollups.start();
+    const rules = createAlertRulesService({
+      rules: store.alertRules,
+      evaluator: createRuleRouter({ engine, notifications: store.notifications, rules: store.alertRules, logger }),
+      clock,
+    });
+    metrics.readGauges({
+      rulesByState: () => engine.rulesByState(),
+      queue: () => store.deliveries.queueStats(),
+      shardsHeld: () => coordinator.held().length,
+      async applyLag() {
+        const last = await store.telemetry.lastSequences();
+        return coordinator.held().reduce((sum, shard) => sum + Math.max(0, (last.get(shard) ?? 0) - engine.appliedThrough(shard)), 0);
+      },
+      now: () => clock.now(),
+    });
     const app = await buildHttpApp({
       logger,
       apiKeys,
-      rules: createAlertRulesService({
-        rules: store.alertRules,
-        evaluator: createRuleRouter({ engine, notifications: store.notifications, rules: store.alertRules, logger }),
-        clock,
-      }),
+      rules,
       history: createRuleHistoryService({ rules: store.alertRules, history: store.ruleHistory }),
       // From the database alone: any instance answers, whoever owns the account's shard.
       series: createRuleSeriesService({
@@ -206,6 +228,21 @@ export async function createService({ config, logger, clock = systemClock, looku
         await store.checkWritable();
       },
       http: config.http,
+      notReady: createReadiness({
+        share: () => coordinator.share(),
+        loading: () => engine.loading(),
+        workerRunning: () => deliveryWorker.running(),
+        workerEnabled: config.delivery.workerEnabled,
+      }),
+      // From the database: any instance serves any account's stream, and resumes it.
+      stream: createStreamService({
+        listRules: (accountId) => rules.list(accountId, {}),
+        history: store.ruleHistory,
+        deliveries: store.deliveries,
+        pollMs: STREAM_POLL_MS,
+        onError: (error) => logger.warn({ err: error }, 'a live stream could not read the database; retrying'),
+      }),
+      metrics: { registry: metrics.registry, counters: metrics, token: config.metricsToken },
     });
     return {
       app,
@@ -217,6 +254,7 @@ export async function createService({ config, logger, clock = systemClock, looku
       retention,
       coordinator,
       rollups,
+      metrics,
       async close() {
         try {
           // Shards are given up at once, so the others take them now, while requests in flight

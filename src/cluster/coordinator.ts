@@ -49,6 +49,8 @@ export interface Coordinator {
   fenced(shard: number): void;
   /** Shards held here, in order. */
   held(): number[];
+  /** How many shards this instance held and should hold at its last round (GET /readyz). */
+  share(): { held: number; quota: number | undefined };
   /** Where the API listens, reported in the instance's row. */
   setAddress(address: string): void;
   /** Runs a round now (tests, and after a notification that shards moved). */
@@ -84,6 +86,8 @@ export function createCoordinator(deps: CoordinatorDeps): Coordinator {
   let round: Promise<void> | undefined;
   let again = false;
   let stopping = false;
+  /** The fair share computed at the last round; undefined before the first one. */
+  let quota: number | undefined;
 
   /** Drops shards locally (listener first), returning them with their epochs. */
   async function drop(shards: readonly number[], why: string): Promise<HeldShard[]> {
@@ -108,7 +112,7 @@ export function createCoordinator(deps: CoordinatorDeps): Coordinator {
       logger.warn({ shards: lost }, 'shard leases were lost (not renewed in time, or taken over); this instance no longer writes for them');
       await drop(lost, 'lease lost');
     }
-    const quota = deps.exclusive ? SHARD_COUNT : quotaOf(me.instance_id, live);
+    quota = deps.exclusive ? SHARD_COUNT : quotaOf(me.instance_id, live);
     if (held.size > quota) {
       // The highest shard numbers go first: the same choice every round, so no shard moves twice.
       const surplus = [...held.keys()].sort((a, b) => b - a).slice(0, held.size - quota);
@@ -206,6 +210,8 @@ export function createCoordinator(deps: CoordinatorDeps): Coordinator {
     },
 
     held: () => [...held.keys()].sort((a, b) => a - b),
+
+    share: () => ({ held: held.size, quota }),
 
     setAddress(address) {
       me.address = address;

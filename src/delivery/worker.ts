@@ -1,9 +1,10 @@
+import type { Metrics } from '../metrics/metrics.js';
 import type { Logger } from 'pino';
 import { toIso, type Clock } from '../domain/clock.js';
 import type { ClaimedDelivery, Delivery, ReapedClaims } from '../domain/ports/deliveries-repository.js';
 import { CHANNELS, type Notifications } from '../domain/ports/notifications.js';
 import type { Repositories } from '../domain/ports/repositories.js';
-import type { WebhookClient } from '../domain/ports/webhook-client.js';
+import type { AttemptResult, WebhookClient } from '../domain/ports/webhook-client.js';
 import { webhookHeaders } from '../domain/webhook-headers.js';
 import { outcomeOf } from './retry-policy.js';
 import { DeliverySlots } from './slots.js';
@@ -26,6 +27,8 @@ export interface DeliveryWorker {
   endpointWithdrawn(endpointId: string): void;
   /** Claims and sends everything due now, and waits for those attempts (tests, tools). */
   drain(): Promise<void>;
+  /** Started and not stopping (GET /readyz). */
+  running(): boolean;
 }
 
 export interface DeliveryWorkerDeps {
@@ -53,6 +56,14 @@ export interface DeliveryWorkerDeps {
   stopGraceMs: number;
   /** false in tests that call drain() themselves. */
   autoStart?: boolean;
+  /** Attempts by outcome and their durations (GET /metrics). */
+  metrics?: Pick<Metrics, 'webhookAttempts' | 'webhookAttemptSeconds'> | undefined;
+}
+
+/** An attempt's outcome as /metrics counts it: delivered, rejected (a non-2xx answer) or why there was no answer. */
+function metricOutcome(result: AttemptResult): string {
+  if (result.statusCode !== null) return result.statusCode >= 200 && result.statusCode < 300 ? 'delivered' : 'rejected';
+  return result.errorClass ?? 'network';
 }
 
 // How long a claim holds a delivery (its locked_until). Longer than the largest endpoint
@@ -86,6 +97,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   const inFlight = new Map<string, { delivery: ClaimedDelivery; abort: AbortController }>();
   const sending = new Set<Promise<void>>();
   let stopping = false;
+  let started = false;
   let timer: NodeJS.Timeout | undefined;
   let filling: Promise<void> | undefined;
   let fillAgain = false;
@@ -144,6 +156,9 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         await store.deliveries.release(owner, [delivery.id], clock.now(), toIso(clock.now()));
         return;
       }
+      const counted = metricOutcome(result);
+      deps.metrics?.webhookAttempts.inc({ outcome: counted });
+      deps.metrics?.webhookAttemptSeconds.observe({ outcome: counted }, result.durationMs / 1000);
       const outcome = outcomeOf(result, attempt, delivery.max_attempts, retrySchedule, clock.now());
       await store.deliveries.recordAttempt(
         delivery,
@@ -261,8 +276,11 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         // Notifications may have been missed while the listening connection was down.
         deps.notifications.onResync(kick);
       }
+      started = true;
       schedule(0);
     },
+
+    running: () => started && !stopping,
 
     async stop() {
       stopping = true;

@@ -12,6 +12,8 @@ export const ERROR_CODES = {
   payloadTooLarge: { status: 413 },
   unsupportedMediaType: { status: 415 },
   malformedId: { status: 422 },
+  /** A per-account allowance is in use (open live streams); try again once one ends. */
+  tooManyRequests: { status: 429 },
   internal: { status: 500 },
   /** The service cannot do it now (storage full or failing, shutting down); try again later. */
   unavailable: { status: 503 },

@@ -1,3 +1,4 @@
+import type { Metrics } from '../metrics/metrics.js';
 import type { Logger } from 'pino';
 import type { AlertRule } from '../domain/alert-rules.js';
 import { toIso, type Clock } from '../domain/clock.js';
@@ -53,6 +54,10 @@ export interface Engine {
   ruleDeleted(accountId: string, ruleId: string): boolean;
   /** The latest evaluation of an enabled rule held here (fresher than the database between flushes). */
   evaluationOf(ruleId: string): RuleEvaluation | undefined;
+  /** Enabled rules evaluated here, by state (GET /metrics). */
+  rulesByState(): Record<string, number>;
+  /** Shards held here whose rules and telemetry are still being loaded (GET /readyz). */
+  loading(): number[];
   /** One pass: slide every window to now, evaluate every enabled rule, flush values. */
   tick(): Promise<void>;
 }
@@ -81,7 +86,11 @@ export interface EngineDeps {
    * rolled-up batches are, so that the prune takes every batch old enough.
    */
   rollUp?: () => Promise<unknown>;
+  /** Transitions, pass durations and detection times (GET /metrics). */
+  metrics?: EngineMetrics;
 }
+
+export type EngineMetrics = Pick<Metrics, 'ruleTransitions' | 'evaluationPass' | 'detection'>;
 
 const PRUNE_EVERY_MS = 60_000;
 /** With notifications live, held shards still look for missed batches this often. */
@@ -116,6 +125,8 @@ export function createEngine(deps: EngineDeps): Engine {
     fenceFor,
     fenced: (shard) => deps.ownership?.fenced(shard),
     onEventCommitted,
+    metrics: deps.metrics,
+    now: () => clock.now(),
   });
   const evaluate = writer.evaluate;
 
@@ -124,12 +135,12 @@ export function createEngine(deps: EngineDeps): Engine {
     logger,
     now: () => clock.now(),
     apply: (batch) => registry.apply(batch, clock.now()),
-    evaluate: (touched) => {
+    evaluate: (touched, batch) => {
       const now = clock.now();
       const pending: Promise<unknown>[] = [];
       for (const key of touched) {
         for (const entry of rules.ofScope(key)) {
-          const write = evaluate(entry, now);
+          const write = evaluate(entry, now, false, batch.receivedAt);
           if (write) pending.push(write);
         }
       }
@@ -186,6 +197,7 @@ export function createEngine(deps: EngineDeps): Engine {
   }
 
   async function pass(): Promise<void> {
+    const started = performance.now();
     const now = clock.now();
     registry.advance(now);
     // Pruning walks every stored second of every scope: once a minute is enough, since a
@@ -199,6 +211,7 @@ export function createEngine(deps: EngineDeps): Engine {
     }
     await Promise.all(pending);
     await writer.flushValues();
+    deps.metrics?.evaluationPass.observe((performance.now() - started) / 1000);
     // Notifications wake the owners; polling covers those lost while a connection was down.
     const wall = Date.now();
     if (deps.ownership && (notifications?.live !== true || wall - lastPollAt >= SAFETY_POLL_MS)) {
@@ -342,6 +355,14 @@ export function createEngine(deps: EngineDeps): Engine {
     },
 
     evaluationOf: (ruleId) => rules.get(ruleId)?.evaluation,
+
+    rulesByState() {
+      const counts: Record<string, number> = {};
+      for (const entry of rules.all()) counts[entry.evaluation.current_state] = (counts[entry.evaluation.current_state] ?? 0) + 1;
+      return counts;
+    },
+
+    loading: () => ALL_SHARDS.filter((shard) => applier.holds(shard) && !loaded.has(shard)),
 
     tick() {
       if (running) return running;

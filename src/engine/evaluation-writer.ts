@@ -1,3 +1,4 @@
+import type { Metrics } from '../metrics/metrics.js';
 import type { Logger } from 'pino';
 import type { AlertRule, AlertState } from '../domain/alert-rules.js';
 import { toIso } from '../domain/clock.js';
@@ -25,7 +26,7 @@ export interface EvaluationWriter {
    * next evaluation detects the transition again (or, when fenced, the shard is dropped and
    * its new owner detects it): nothing is lost or doubled.
    */
-  evaluate(entry: Entry, now: number, persist?: boolean): Promise<unknown> | undefined;
+  evaluate(entry: Entry, now: number, persist?: boolean, receivedAt?: number): Promise<unknown> | undefined;
   /** Writes the values that changed since they were last written. */
   flushValues(): Promise<void>;
   /** Writes that a disabled rule is `unknown` (its shard's fence permitting); resolves with whether it was saved. */
@@ -48,6 +49,9 @@ export interface EvaluationWriterDeps {
   /** A write was refused by the shard's fence. */
   fenced(shard: number): void;
   onEventCommitted?: () => void;
+  metrics?: Pick<Metrics, 'ruleTransitions' | 'detection'> | undefined;
+  /** The engine's clock: detection times are measured on it. */
+  now(): number;
 }
 
 /** The outcome of an evaluation that has just run. */
@@ -96,7 +100,7 @@ export function createEvaluationWriter(deps: EvaluationWriterDeps): EvaluationWr
   }
 
   return {
-    evaluate(entry, now, persist = false) {
+    evaluate(entry, now, persist = false, receivedAt) {
       if (!deps.writable(entry.shard)) return undefined;
       const scope = registry.lookup(entry.rule.account_id, entry.rule.project_id);
       // Not while its project's scope is built from storage: half built, it would mislead.
@@ -120,8 +124,15 @@ export function createEvaluationWriter(deps: EvaluationWriterDeps): EvaluationWr
       return enqueue(() => store.alertRules.saveEvaluation(entry.rule.account_id, entry.rule.id, next, event, fenceFor(entry.shard), transition)).then(
         (saved) => {
           entry.persistedValue = next.current_value;
-          if (saved && state !== previous.current_state) logStateChange(entry.rule, previous.current_state, state, next.current_value, event?.id);
-          if (saved && event) deps.onEventCommitted?.();
+          if (saved && state !== previous.current_state) {
+            logStateChange(entry.rule, previous.current_state, state, next.current_value, event?.id);
+            deps.metrics?.ruleTransitions.inc({ from: previous.current_state, to: state });
+          }
+          if (saved && event) {
+            // Detection: from the batch that moved the rule to its event, committed.
+            if (receivedAt !== undefined) deps.metrics?.detection.observe(Math.max(0, deps.now() - receivedAt) / 1000);
+            deps.onEventCommitted?.();
+          }
         },
         (error: unknown) => {
           if (entry.evaluation === next) entry.evaluation = previous;
@@ -167,7 +178,10 @@ export function createEvaluationWriter(deps: EvaluationWriterDeps): EvaluationWr
         const at = evaluation.since ?? evaluation.last_evaluated_at ?? rule.updated_at;
         const transition = from === 'unknown' ? undefined : transitionOf(rule, from, 'unknown', null, at);
         const saved = await enqueue(() => store.alertRules.saveEvaluation(rule.account_id, rule.id, evaluation, undefined, fenceFor(shard), transition));
-        if (saved && from !== 'unknown') logStateChange(rule, from, 'unknown', null);
+        if (saved && from !== 'unknown') {
+          logStateChange(rule, from, 'unknown', null);
+          deps.metrics?.ruleTransitions.inc({ from, to: 'unknown' });
+        }
         return saved;
       } catch (error) {
         failed(error, shard, 'saving a disabled rule');

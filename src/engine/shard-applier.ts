@@ -51,8 +51,8 @@ export interface ShardApplierDeps {
   now: () => number;
   /** Adds the batch to the aggregates; returns the scope keys it touched. */
   apply(batch: CommittedBatch): string[];
-  /** Evaluates the rules of the touched scopes; the promise settles when their writes did. */
-  evaluate(touched: readonly string[]): Promise<unknown>;
+  /** Evaluates the rules of the touched scopes of `batch`; the promise settles when their writes did. */
+  evaluate(touched: readonly string[], batch: CommittedBatch): Promise<unknown>;
   /** The last number applied for the shard (the scope registry keeps it). */
   appliedThrough(shard: number): number;
 }
@@ -89,7 +89,8 @@ export function createShardApplier(deps: ShardApplierDeps): ShardApplier {
   function applyNext(turn: ShardTurn, batch: CommittedBatch): void {
     const offer = turn.offered.get(batch.seq);
     turn.offered.delete(batch.seq);
-    const evaluated = deps.evaluate(deps.apply(offer?.batch ?? batch));
+    const applied = offer?.batch ?? batch;
+    const evaluated = deps.evaluate(deps.apply(applied), applied);
     if (offer) offer.resolve(evaluated);
     else evaluated.catch(() => undefined);
   }

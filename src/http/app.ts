@@ -27,6 +27,11 @@ import { ruleSeriesRoutes } from './routes/rule-series.js';
 import { deliveryRoutes } from './routes/deliveries.js';
 import { telemetryRoutes } from './routes/telemetry.js';
 import { webhookEndpointRoutes } from './routes/webhook-endpoints.js';
+import { streamRoutes } from './routes/stream.js';
+import { registerOperationsRoutes } from './operations.js';
+import type { TelemetryCounters } from './routes/telemetry.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { StreamService } from '../domain/stream-service.js';
 import { WebhookEventBody } from './schemas.js';
 import { createValidatorCompiler } from './validation.js';
 
@@ -46,6 +51,12 @@ export interface HttpDeps {
   deliveries: DeliveriesService;
   /** Answers the health check; throws, with a message naming the cause, when the service cannot serve. */
   checkHealth: () => Promise<void>;
+  /** Why this instance should not be sent traffic yet (or any more); empty when it is ready. */
+  notReady: () => Promise<string[]>;
+  /** The live stream of an account's changes (ours). */
+  stream: StreamService;
+  /** What GET /metrics reports; `token`, when set, is required as a bearer token. */
+  metrics: { registry: Metrics['registry']; counters: TelemetryCounters; token: string | undefined };
   /** Timeouts and connection limit of the HTTP server. */
   http: HttpServerConfig;
 }
@@ -223,6 +234,8 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
     },
   );
 
+  registerOperationsRoutes(app, { notReady: deps.notReady, metrics: deps.metrics, isClosing: () => closing });
+
   await app.register(async (v1) => {
     requireApiKey(v1, deps.apiKeys);
     await v1.register(alertRuleRoutes, { rules: deps.rules });
@@ -230,7 +243,8 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
     await v1.register(ruleSeriesRoutes, { series: deps.series });
     await v1.register(alertRoutes, { rules: deps.rules });
     await v1.register(webhookEndpointRoutes, { endpoints: deps.endpoints });
-    await v1.register(telemetryRoutes, { telemetry: deps.telemetry });
+    await v1.register(telemetryRoutes, { telemetry: deps.telemetry, counters: deps.metrics.counters });
+    await v1.register(streamRoutes, { stream: deps.stream });
     await v1.register(deliveryRoutes, { deliveries: deps.deliveries });
   });
 

@@ -235,6 +235,7 @@ export function errorResponses<const S extends readonly number[]>(...statuses: S
     413: 'The body is larger than the limit.',
     415: 'The body is not JSON.',
     422: 'A path ID is malformed.',
+    429: 'The account already has the most live streams open at once.',
     500: 'Unexpected server error.',
     // Listed for compatibility with the published contract, whose evaluator is a separate
     // backend; ours is built in, so this status is not expected in practice.

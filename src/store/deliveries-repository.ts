@@ -1,3 +1,5 @@
+import { attemptsAfter, lastAttemptSeq } from './sql/deliveries/attempts-after.js';
+import { queueStats } from './sql/deliveries/queue-stats.js';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { ID_PREFIX, newId } from '../domain/ids.js';
 import type { AlertEvent } from '../domain/ports/alert-events-repository.js';
@@ -158,6 +160,10 @@ export function createDeliveriesRepository(db: Kysely<Database>, capabilities: Q
         .orderBy('seq')
         .execute();
     },
+
+    attemptsAfter: (accountId, afterSeq, limit) => attemptsAfter(db, accountId, afterSeq, limit),
+    lastAttemptSeq: () => lastAttemptSeq(db),
+    queueStats: () => queueStats(db),
 
     async retryNow(accountId, endpointId, id, now, nowIso) {
       return db.transaction().execute(async (trx) => {

@@ -55,5 +55,22 @@ export function createRuleHistoryRepository(db: Kysely<Database>): RuleHistoryRe
       const rows = await query.orderBy('seq', 'desc').limit(limit).execute();
       return rows.map(toEntry);
     },
+
+    async after(accountId, afterSeq, limit) {
+      const rows = await db
+        .selectFrom('alert_rule_history')
+        .selectAll()
+        .where('account_id', '=', accountId)
+        .where('seq', '>', afterSeq)
+        .orderBy('seq')
+        .limit(limit)
+        .execute();
+      return rows.map((row) => ({ rule_id: row.rule_id, ...toEntry(row) }));
+    },
+
+    async lastSeq() {
+      const row = await db.selectFrom('alert_rule_history').select((eb) => eb.fn.max<number | string | null>('seq').as('seq')).executeTakeFirstOrThrow();
+      return Number(row.seq ?? 0);
+    },
   };
 }

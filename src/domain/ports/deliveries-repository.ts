@@ -27,6 +27,15 @@ export interface AttemptRecord {
   response_body: string | null;
 }
 
+/** A recorded attempt with its delivery's endpoint and event: what the live stream sends. */
+export interface AccountAttempt extends AttemptRecord {
+  /** Grows with every attempt recorded; orders the stream. */
+  seq: number;
+  endpoint_id: string;
+  event_id: string;
+  event_type: string;
+}
+
 /**
  * A claimed delivery with what sending it needs. The claim is its owner (`locked_by`) and its
  * attempt number (`attempts`): the delivery's later changes are made under both.
@@ -146,6 +155,12 @@ export interface DeliveriesRepository {
   list(accountId: string, endpointId: string, filter: { status?: DeliveryStatus; event_type?: string }, limit: number): Promise<Delivery[]>;
   get(accountId: string, endpointId: string, id: string): Promise<Delivery | undefined>;
   attemptsOf(deliveryIds: readonly string[]): Promise<AttemptRecord[]>;
+  /** An account's attempts recorded after `afterSeq`, oldest first, at most `limit`. */
+  attemptsAfter(accountId: string, afterSeq: number, limit: number): Promise<AccountAttempt[]>;
+  /** The highest attempt seq recorded (0 when none). */
+  lastAttemptSeq(): Promise<number>;
+  /** Deliveries waiting or in flight, and when the oldest was created (epoch ms). */
+  queueStats(): Promise<{ depth: number; oldestCreatedAt: number | null }>;
   /**
    * Makes a delivered or failed delivery due now for one more attempt; false if it is not.
    * Wakes the instances (CHANNELS.deliveries).

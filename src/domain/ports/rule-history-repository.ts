@@ -32,4 +32,12 @@ export interface RuleHistoryRepository {
    * seq below `beforeSeq` when given (the next page after a row already seen).
    */
   page(accountId: string, ruleId: string, limit: number, beforeSeq?: number): Promise<RuleHistoryEntry[]>;
+  /**
+   * Up to `limit` transitions of every rule of an account with a seq above `afterSeq`, oldest
+   * first: what a live stream sends. An account's transitions are written by its shard's one
+   * owner, one at a time, so its seqs commit in order and a reader never skips one.
+   */
+  after(accountId: string, afterSeq: number, limit: number): Promise<(RuleHistoryEntry & { rule_id: string })[]>;
+  /** The highest history seq written (0 when none). */
+  lastSeq(): Promise<number>;
 }

@@ -4,6 +4,7 @@ import { MAX_EVENTS_PER_BATCH } from '../../domain/telemetry.js';
 import { IDEMPOTENCY_KEY_PATTERN, invalidIdempotencyKey, type TelemetryService } from '../../domain/telemetry-service.js';
 import { errorResponses, TelemetryAccepted, TelemetryBatch } from '../schemas.js';
 import { fieldErrors } from '../validation.js';
+import type { Metrics } from '../../metrics/metrics.js';
 
 /** A full batch of 10,000 events with long project ids fits comfortably. */
 export const TELEMETRY_BODY_LIMIT_BYTES = 8 * 1024 * 1024;
@@ -30,7 +31,16 @@ const IdempotencyHeaders = Type.Object({
   ),
 });
 
-export const telemetryRoutes: FastifyPluginAsyncTypebox<{ telemetry: TelemetryService }> = async (app, { telemetry }) => {
+/** Where accepted batches and events are counted (GET /metrics). */
+export type TelemetryCounters = Pick<Metrics, 'telemetryBatches' | 'telemetryEvents'>;
+
+/** A batch's outcome by its answer: counted once per request, whatever refused it (auth, size, type, validation). */
+function outcomeOf(status: number, replayed: boolean): string {
+  if (status === 202) return replayed ? 'replayed' : 'accepted';
+  return status >= 500 ? 'failed' : 'rejected';
+}
+
+export const telemetryRoutes: FastifyPluginAsyncTypebox<{ telemetry: TelemetryService; counters: TelemetryCounters }> = async (app, { telemetry, counters }) => {
   app.post(
     '/v1/telemetry/events',
     {
@@ -39,6 +49,9 @@ export const telemetryRoutes: FastifyPluginAsyncTypebox<{ telemetry: TelemetrySe
       // A schema failure is answered by the handler, so that it can name the other bad
       // items of the batch as well (at most 100 problems listed).
       attachValidation: true,
+      onResponse: async (_request, reply) => {
+        counters.telemetryBatches.inc({ outcome: outcomeOf(reply.statusCode, reply.getHeader('idempotent-replayed') === 'true') });
+      },
       schema: {
         tags: ['Telemetry'],
         operationId: 'ingestTelemetryEvents',
@@ -69,6 +82,7 @@ export const telemetryRoutes: FastifyPluginAsyncTypebox<{ telemetry: TelemetrySe
       }
       const result = await telemetry.ingest(request.accountId, request.body.events, key);
       if (result.replayed) reply.header('idempotent-replayed', 'true');
+      else counters.telemetryEvents.inc(result.accepted);
       return reply.status(202).send({ accepted: result.accepted });
     },
   );

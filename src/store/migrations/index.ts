@@ -11,6 +11,7 @@ import { serverLeaseMigration } from './0008-server-lease.js';
 import { telemetryIdempotencyMigration } from './0009-telemetry-idempotency.js';
 import { clusterMigration } from './0010-cluster.js';
 import { historyAndRollupsMigration } from './0011-history-and-rollups.js';
+import { streamIndexMigration } from './0012-stream-index.js';
 
 /** Every schema version in order; names sort in the order they must run. */
 export function migrationProvider(dialect: MigrationDialect): MigrationProvider {
@@ -28,6 +29,7 @@ export function migrationProvider(dialect: MigrationDialect): MigrationProvider 
         '0009-telemetry-idempotency': telemetryIdempotencyMigration,
         '0010-cluster': clusterMigration,
         '0011-history-and-rollups': historyAndRollupsMigration(dialect),
+        '0012-stream-index': streamIndexMigration,
       };
     },
   };
