@@ -42,7 +42,7 @@ function makeTestCertificates(): string {
 }
 
 /**
- * Compiles once so tests that start the real CLI as a child process run current code, and
+ * Compiles once (and builds the console) so tests that start the real CLI as a child process run current code, and
  * makes the test CA. NODE_EXTRA_CA_CERTS is only read when a Node process starts, so it is
  * set here, before vitest forks its workers (and before tests spawn the CLI): every worker
  * then trusts the CA through Node's standard mechanism, with no option that turns
@@ -50,6 +50,8 @@ function makeTestCertificates(): string {
  */
 export default function setup(): () => Promise<void> {
   execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  // The console the server serves at /console, from the current source (test/console.test.ts).
+  execFileSync('npx', ['vite', 'build', '--config', 'console/vite.config.mjs', '--logLevel', 'warn'], { stdio: 'inherit' });
   const dir = makeTestCertificates();
   process.env.NODE_EXTRA_CA_CERTS = join(dir, 'ca.crt');
   process.env[TEST_TLS_DIR_ENV] = dir;

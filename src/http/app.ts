@@ -28,6 +28,7 @@ import { deliveryRoutes } from './routes/deliveries.js';
 import { telemetryRoutes } from './routes/telemetry.js';
 import { webhookEndpointRoutes } from './routes/webhook-endpoints.js';
 import { streamRoutes } from './routes/stream.js';
+import { consolePlugin } from './console.js';
 import { registerOperationsRoutes } from './operations.js';
 import type { TelemetryCounters } from './routes/telemetry.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -210,6 +211,8 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
+  // The operator console: static files, outside /v1 (the page asks for the key; the API checks it).
+  await app.register(consolePlugin);
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
