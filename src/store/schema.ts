@@ -1,4 +1,4 @@
-import type { Generated } from 'kysely';
+import type { ColumnType, Generated } from 'kysely';
 
 /**
  * Table shapes as the database holds them. Types are kept portable between SQLite and
@@ -54,6 +54,15 @@ export interface WebhookEndpointsTable {
   created_at: string;
   updated_at: string;
   seq: Generated<number>;
+  /** The secret before the last rotation with overlap, signing too until the expiry (migration 0013). */
+  previous_signing_secret: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Epoch ms. */
+  previous_secret_expires_at: ColumnType<number | null, number | null | undefined, number | null>;
+  /** Why the service disabled the endpoint itself; null when it did not. */
+  disabled_reason: ColumnType<string | null, string | null | undefined, string | null>;
+  disabled_at: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Epoch ms of the first failed attempt since the last success; null while it succeeds. */
+  failing_since: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
 export interface TelemetryBatchesTable {
@@ -194,6 +203,23 @@ export interface AlertRuleHistoryTable {
   threshold_value: number;
   operator: string;
   window_duration: string;
+  /** The silence that held the transition's event back (migration 0013). */
+  silence_id: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+/** A silence: while it matches a rule, the rule's events get no deliveries (migration 0013). */
+export interface SilencesTable {
+  seq: Generated<number>;
+  id: string;
+  account_id: string;
+  rule_id: string | null;
+  project_id: string | null;
+  metric: string | null;
+  /** ISO-8601 UTC with milliseconds. */
+  starts_at: string;
+  ends_at: string;
+  comment: string;
+  created_at: string;
 }
 
 /**
@@ -221,6 +247,7 @@ export interface TelemetryRollupProgressTable {
 
 export interface Database {
   alert_rule_history: AlertRuleHistoryTable;
+  silences: SilencesTable;
   telemetry_seconds: TelemetryRollupTable;
   telemetry_minutes: TelemetryRollupTable;
   telemetry_rollup_progress: TelemetryRollupProgressTable;

@@ -12,6 +12,7 @@ import { telemetryIdempotencyMigration } from './0009-telemetry-idempotency.js';
 import { clusterMigration } from './0010-cluster.js';
 import { historyAndRollupsMigration } from './0011-history-and-rollups.js';
 import { streamIndexMigration } from './0012-stream-index.js';
+import { alertingControlsMigration } from './0013-alerting-controls.js';
 
 /** Every schema version in order; names sort in the order they must run. */
 export function migrationProvider(dialect: MigrationDialect): MigrationProvider {
@@ -30,6 +31,7 @@ export function migrationProvider(dialect: MigrationDialect): MigrationProvider 
         '0010-cluster': clusterMigration,
         '0011-history-and-rollups': historyAndRollupsMigration(dialect),
         '0012-stream-index': streamIndexMigration,
+        '0013-alerting-controls': alertingControlsMigration(dialect),
       };
     },
   };
