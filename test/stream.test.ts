@@ -5,8 +5,12 @@
  * the per-account limit, and shutdown with streams open. Real HTTP on loopback, a real
  * HTTPS receiver, the real engine and worker.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MAX_STREAMS_PER_ACCOUNT } from '../src/http/routes/stream.js';
+import { dropDatabaseFor, onPostgres } from './helpers/database.js';
 import { startHttpsReceiver, type HttpsReceiver } from './helpers/https-receiver.js';
 import { startTestServer, testClock, type TestServer } from './helpers/server.js';
 import { createEndpoint, createErrorRule, eventually, resolveAlerts, sendApiError } from './helpers/webhook-fixtures.js';
@@ -236,6 +240,45 @@ describe('GET /v1/stream', () => {
     expect((await openStream(s, { key: await s.newKey('globex') })).status).toBe(200);
     open[0]!.close();
     await eventually(async () => (await openStream(s)).status, (status) => status === 200, 5_000);
+  });
+
+  it.runIf(onPostgres)("is served by any instance: a stream on one that does not own the account shows what its owner commits, and resumes on the other", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'alerts-stream-cluster-'));
+    cleanups.push(async () => {
+      rmSync(dir, { recursive: true, force: true });
+      await dropDatabaseFor(dir);
+    });
+    const env = { ALERTS_LEASE_TTL: '2s', ALERTS_WEBHOOK_ALLOWED_CIDRS: '127.0.0.1/32', ALERTS_DELIVERY_WORKER: 'on' };
+    const clock = testClock(START);
+    const first = await startTestServer({ dir, clock, env });
+    cleanups.push(() => first.close());
+    const second = await startTestServer({ dir, clock, env });
+    cleanups.push(() => second.close());
+    await first.service.coordinator.rebalance();
+    await second.service.coordinator.rebalance();
+    await eventually(async () => first.service.coordinator.held().length + second.service.coordinator.held().length, (n) => n === 64);
+    const accountId = (await first.service.apiKeys.authenticate(first.key))!;
+    const owner = first.service.engine.owns(accountId) ? first : second;
+    const viewer = owner === first ? second : first;
+    expect(viewer.service.engine.owns(accountId)).toBe(false);
+    const r = await receiver();
+    await createEndpoint(owner, { url: r.url });
+    const rule = await createErrorRule(owner);
+    const stream = await openStream(viewer, { key: viewer.key });
+    await stream.next((m) => m.event === 'rule' && m.data.id === rule.id);
+    await sendApiError(viewer, viewer.key);
+    const fired = await stream.next((m) => m.event === 'transition' && m.data.to_state === 'alert');
+    expect(fired.data.rule_id).toBe(rule.id);
+    await stream.next((m) => m.event === 'rule' && m.data.current_state === 'alert');
+    await stream.next((m) => m.event === 'attempt' && m.data.event_id === fired.data.event_id);
+    const position = stream.messages.at(-1)!.id!;
+    stream.close();
+    await stream.ended;
+    await resolveAlerts(owner, clock);
+    const resumed = await openStream(owner, { lastEventId: position });
+    const resolved = await resumed.next((m) => m.event === 'transition');
+    expect(resolved.data).toMatchObject({ rule_id: rule.id, from_state: 'alert', to_state: 'ok', event_type: 'alerts.resolved' });
+    expect(resumed.messages.some((m) => m.event === 'reset')).toBe(false);
   });
 
   it('ends its open streams when the server shuts down, which then closes at once', async () => {
