@@ -47,12 +47,13 @@ async function ours(databaseUrl: string): Promise<void> {
 }
 
 /** The same framework and logger, answering pre-serialized bodies of the sizes ours returns. */
-async function bare(sizes: { list: string; get: string; create: string }): Promise<void> {
+async function bare(sizes: { list: string; get: string; create: string; metrics: string }): Promise<void> {
   const app = Fastify({ loggerInstance: createLogger('info', logSink) as never, bodyLimit: 1024 * 1024 });
   app.get('/list', (_req, reply) => reply.type('application/json').send(sizes.list));
   app.get('/get', (_req, reply) => reply.type('application/json').send(sizes.get));
   app.post('/create', (_req, reply) => reply.status(201).type('application/json').send(sizes.create));
   app.delete('/create/:id', (_req, reply) => reply.status(204).send());
+  app.get('/metrics', (_req, reply) => reply.type('text/plain; version=0.0.4; charset=utf-8').send(sizes.metrics));
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   if (!address || typeof address === 'string') throw new Error('no address');

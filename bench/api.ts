@@ -151,6 +151,14 @@ const scenarios: Scenario[] = [
     bare: (b, rule) => cycle(b, '/create', { 'x-api-key': 'unused', 'content-type': 'application/json' }, rule),
     reset: deleteWritersRules,
   },
+  {
+    // A Prometheus scrape: every counter and histogram, the process defaults, and the gauges
+    // read when scraped (rules by state, the delivery queue from the database, apply lag).
+    name: 'GET /metrics (scrape)',
+    read: false,
+    ours: (s) => ({ url: `${s.url}/metrics` }),
+    bare: (b) => ({ url: `${b}/metrics` }),
+  },
 ];
 
 const databases = await benchDatabases();
@@ -174,7 +182,8 @@ try {
   const created = await fetch(`${first.url}/v1/alert-rules`, { method: 'POST', headers: writeHeaders(first), body: JSON.stringify(first.child.info.rule) });
   const createBody = await created.text();
   await fetch(`${first.url}/v1/alert-rules/${JSON.parse(createBody).id}`, { method: 'DELETE', headers: writeHeaders(first) });
-  const bare = await startChild(['bare', JSON.stringify({ list: listBody, get: getBody, create: createBody })]);
+  const metricsBody = await (await fetch(`${first.url}/metrics`)).text();
+  const bare = await startChild(['bare', JSON.stringify({ list: listBody, get: getBody, create: createBody, metrics: metricsBody })]);
   children.push(bare);
   const bareUrl = `http://127.0.0.1:${bare.info.port}`;
 
