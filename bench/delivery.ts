@@ -245,11 +245,12 @@ async function childOurs(urls: string[], count: number, databaseUrl: string): Pr
       },
       async recordAttempt(delivery, attempt, outcome, nowIso) {
         const started = now();
-        await inner.recordAttempt(delivery, attempt, outcome, nowIso);
+        const result = await inner.recordAttempt(delivery, attempt, outcome, nowIso);
         recordMs += now() - started;
         recorded += 1;
         if (outcome.kind !== 'delivered') failed += 1;
         if (recorded >= target) reached();
+        return result;
       },
     },
   };
@@ -345,7 +346,7 @@ async function childBare(urls: string[], count: number): Promise<Message & Throu
             const timestamp = Math.floor(Date.now() / 1000);
             const result = await client.send({
               url: urls[e]!,
-              headers: webhookHeaders({}, secrets[e]!, item.id, timestamp, item.body),
+              headers: webhookHeaders({}, [secrets[e]!], item.id, timestamp, item.body),
               body: item.body,
               timeoutMs: 5000,
             });

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import envSchema from 'env-schema';
 import { parseCidr } from './delivery/address-guard.js';
 import { DEFAULT_RETRY_SCHEDULE, parseRetrySchedule } from './delivery/retry-schedule.js';
+import { DEFAULT_ENDPOINT_DISABLE_AFTER, parseDisableAfter } from './domain/endpoint-health.js';
 import { DEFAULT_EVENT_RETENTION, DEFAULT_HISTORY_RETENTION, DEFAULT_TELEMETRY_RETENTION, parseRetention } from './domain/retention.js';
 
 /**
@@ -79,6 +80,11 @@ export interface DeliveryConfig {
   readonly concurrency: number;
   readonly perEndpointConcurrency: number;
   readonly perAccountConcurrency: number;
+  /**
+   * `ALERTS_ENDPOINT_DISABLE_AFTER`: an endpoint whose attempts have all failed for this long
+   * (ms) is disabled by the service; null: never.
+   */
+  readonly disableEndpointAfterMs: number | null;
 }
 
 export class ConfigError extends Error {
@@ -114,6 +120,7 @@ interface RawEnv {
   ALERTS_DELIVERY_CONCURRENCY: number;
   ALERTS_DELIVERY_ENDPOINT_CONCURRENCY: number;
   ALERTS_DELIVERY_ACCOUNT_CONCURRENCY: number;
+  ALERTS_ENDPOINT_DISABLE_AFTER: string;
 }
 
 const ENV_SCHEMA = {
@@ -141,6 +148,7 @@ const ENV_SCHEMA = {
     ALERTS_DELIVERY_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 1024, default: 64 },
     ALERTS_DELIVERY_ENDPOINT_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 256, default: 8 },
     ALERTS_DELIVERY_ACCOUNT_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 1024, default: 16 },
+    ALERTS_ENDPOINT_DISABLE_AFTER: { type: 'string', default: DEFAULT_ENDPOINT_DISABLE_AFTER },
     ALERTS_DATABASE_POOL_SIZE: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
     ALERTS_AUTO_MIGRATE: { type: 'string', enum: ['on', 'off'], default: 'on' },
     ALERTS_LEASE_TTL: { type: 'string', default: '10s' },
@@ -213,6 +221,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       throw new ConfigError(`ALERTS_WEBHOOK_ALLOWED_CIDRS: ${(error as Error).message}`);
     }
   }
+  let disableEndpointAfterMs: number | null;
+  try {
+    disableEndpointAfterMs = parseDisableAfter(raw.ALERTS_ENDPOINT_DISABLE_AFTER);
+  } catch (error) {
+    throw new ConfigError(`ALERTS_ENDPOINT_DISABLE_AFTER: ${(error as Error).message}`);
+  }
   let leaseTtlMs: number;
   try {
     leaseTtlMs = parseLeaseTtl(raw.ALERTS_LEASE_TTL);
@@ -248,6 +262,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       concurrency: raw.ALERTS_DELIVERY_CONCURRENCY,
       perEndpointConcurrency: raw.ALERTS_DELIVERY_ENDPOINT_CONCURRENCY,
       perAccountConcurrency: raw.ALERTS_DELIVERY_ACCOUNT_CONCURRENCY,
+      disableEndpointAfterMs,
     }),
   });
 }

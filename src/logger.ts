@@ -1,7 +1,7 @@
 import { pino, type Logger } from 'pino';
 
 /** Query parameters of the API, whose values are logged; any other parameter's value is not. */
-const LOGGED_QUERY_PARAMETERS = new Set(['enabled', 'metric', 'project_id', 'state', 'event_type', 'status']);
+const LOGGED_QUERY_PARAMETERS = new Set(['enabled', 'metric', 'project_id', 'state', 'event_type', 'status', 'overlap']);
 /** Our API keys (`alk_...`) and signing secrets (`whsec_...`), wherever they appear in a URL. */
 const CREDENTIAL = /\b(?:alk|whsec)_[A-Za-z0-9_-]+/g;
 const REDACTED = '[redacted]';

@@ -13,6 +13,7 @@ import type { WebhookClient } from './domain/ports/webhook-client.js';
 import { createRetentionPruner, type RetentionPruner } from './domain/retention.js';
 import { createRuleHistoryService } from './domain/rule-history-service.js';
 import { createRuleSeriesService } from './domain/rule-series-service.js';
+import { createSilencesService } from './domain/silences-service.js';
 import { createTelemetryService } from './domain/telemetry-service.js';
 import { createWebhookEndpointsService } from './domain/webhook-endpoints-service.js';
 import { createAddressGuard } from './delivery/address-guard.js';
@@ -34,7 +35,7 @@ export interface Service {
   readonly deliveryWorker: DeliveryWorker;
   readonly webhookClient: WebhookClient;
   readonly apiKeys: ApiKeysService;
-  /** Deletes alert events, webhook deliveries and attempts past ALERTS_EVENT_RETENTION, and rule history past ALERTS_HISTORY_RETENTION, hourly. */
+  /** Deletes alert events, webhook deliveries and attempts past ALERTS_EVENT_RETENTION, and rule history and ended silences past ALERTS_HISTORY_RETENTION, hourly. */
   readonly retention: RetentionPruner;
   /** This instance's membership and shards. */
   readonly coordinator: Coordinator;
@@ -145,6 +146,7 @@ export async function createService({ config, logger, clock = systemClock, looku
     concurrency: config.delivery.concurrency,
     perEndpointConcurrency: config.delivery.perEndpointConcurrency,
     perAccountConcurrency: config.delivery.perAccountConcurrency,
+    disableEndpointAfterMs: config.delivery.disableEndpointAfterMs,
     pollIntervalMs: 1000,
     stopGraceMs: Math.max(0, config.shutdownTimeoutMs - 1000),
     autoStart: config.delivery.workerEnabled,
@@ -155,7 +157,7 @@ export async function createService({ config, logger, clock = systemClock, looku
     clock,
     retentionMs: config.eventRetentionMs,
     historyRetentionMs: config.historyRetentionMs,
-    onPruned: (counts) => logger.info(counts, 'pruned webhook deliveries, alert events and rule history past their retention'),
+    onPruned: (counts) => logger.info(counts, 'pruned webhook deliveries, alert events, rule history and ended silences past their retention'),
     onError: (error) => logger.error({ err: error }, 'pruning past retention failed'),
   });
   try {
@@ -182,6 +184,7 @@ export async function createService({ config, logger, clock = systemClock, looku
       rules: store.alertRules,
       evaluator: createRuleRouter({ engine, notifications: store.notifications, rules: store.alertRules, logger }),
       clock,
+      silences: store.silences,
     });
     metrics.readGauges({
       rulesByState: () => engine.rulesByState(),
@@ -243,6 +246,8 @@ export async function createService({ config, logger, clock = systemClock, looku
         onError: (error) => logger.warn({ err: error }, 'a live stream could not read the database; retrying'),
       }),
       metrics: { registry: metrics.registry, counters: metrics, token: config.metricsToken },
+      // From the database alone: saveEvaluation reads them there, whichever instance evaluates.
+      silences: createSilencesService({ silences: store.silences, rules: store.alertRules, clock }),
     });
     return {
       app,

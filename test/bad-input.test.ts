@@ -68,7 +68,14 @@ const endpointPatch: Target = {
   path: () => `/v1/webhook-endpoints/${endpointId}`,
   valid: () => ({ name: 'renamed' }),
 };
-const writeTargets = [ruleCreate, rulePatch, endpointCreate, endpointPatch];
+// Ours (test/silences.test.ts): the same body handling as the published operations.
+const silenceCreate: Target = {
+  label: 'create silence',
+  method: 'POST',
+  path: () => '/v1/silences',
+  valid: () => ({ project_id: 'proj_abc123', ends_at: '2026-04-01T00:00:00.000Z', comment: 'maintenance' }),
+};
+const writeTargets = [ruleCreate, rulePatch, endpointCreate, endpointPatch, silenceCreate];
 
 describe('bodies that are not a JSON object', () => {
   describe.each(writeTargets)('$label', (target) => {
@@ -398,6 +405,8 @@ describe('malformed path IDs', () => {
     ['GET', '/v1/webhook-endpoints/bad/deliveries', {}],
     ['POST', '/v1/webhook-endpoints/bad/test', {}],
     ['POST', '/v1/webhook-endpoints/whe_0000000000000000000000/deliveries/bad/retry', {}],
+    ['GET', '/v1/silences/bad', {}],
+    ['DELETE', '/v1/silences/ar_0000000000000000000000', {}],
     ['POST', '/v1/webhook-endpoints/whe_0000000000000000000000/deliveries/evt_0000000000000000000000/retry', {}],
   ];
 
@@ -415,6 +424,7 @@ describe('malformed path IDs', () => {
     await expectRejected('GET', '/v1/webhook-endpoints/whe_0000000000000000000000/deliveries', {}, 404, /whe_0000000000000000000000/);
     await expectRejected('POST', '/v1/webhook-endpoints/whe_0000000000000000000000/test', {}, 404, /whe_0000000000000000000000/);
     await expectRejected('POST', `/v1/webhook-endpoints/${endpointId}/deliveries/dlv_0000000000000000000000/retry`, {}, 404, /dlv_0000000000000000000000/);
+    await expectRejected('DELETE', '/v1/silences/sil_0000000000000000000000', {}, 404, /sil_0000000000000000000000/);
   });
 
   it('answers 404 (not 414) for a well-formed ID of 500 characters, and 414 beyond the 512-character limit', async () => {

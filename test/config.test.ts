@@ -33,6 +33,7 @@ describe('loadConfig', () => {
         concurrency: 64,
         perEndpointConcurrency: 8,
         perAccountConcurrency: 16,
+        disableEndpointAfterMs: 5 * 86_400_000,
       },
     });
   });
@@ -58,6 +59,7 @@ describe('loadConfig', () => {
         ALERTS_MAX_CONNECTIONS: '200',
         ALERTS_DELIVERY_ACCOUNT_CONCURRENCY: '4',
         ALERTS_LEASE_TTL: '2500ms',
+        ALERTS_ENDPOINT_DISABLE_AFTER: '0',
       },
       CWD,
     );
@@ -85,6 +87,7 @@ describe('loadConfig', () => {
         concurrency: 64,
         perEndpointConcurrency: 8,
         perAccountConcurrency: 4,
+        disableEndpointAfterMs: null,
       },
     });
   });
@@ -157,6 +160,10 @@ describe('loadConfig', () => {
     ['ALERTS_DATABASE_POOL_SIZE', '1001'],
     ['ALERTS_DATABASE_POOL_SIZE', 'many'],
     ['ALERTS_AUTO_MIGRATE', 'yes'],
+    ['ALERTS_ENDPOINT_DISABLE_AFTER', 'soon'],
+    ['ALERTS_ENDPOINT_DISABLE_AFTER', '-1d'],
+    ['ALERTS_ENDPOINT_DISABLE_AFTER', '30s'],
+    ['ALERTS_ENDPOINT_DISABLE_AFTER', '3651d'],
   ])('rejects %s=%j with a ConfigError naming it', (name, value) => {
     expect(() => loadConfig({ [name]: value }, CWD)).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value }, CWD)).toThrow(name);

@@ -146,7 +146,14 @@ const FIELD_ERRORS = {
  * documented: `stated` finds the deviation in the list our document's info.description
  * gives (and the README repeats); anything else is a contract mismatch.
  */
-const DOCUMENTED_DIFFERENCES: { why: string; stated: RegExp; applies(d: Difference, status: number | undefined): boolean }[] = [
+const DOCUMENTED_DIFFERENCES: { why: string; stated: RegExp; requestOnly?: true; applies(d: Difference, status: number | undefined): boolean }[] = [
+  // Pending and keep-firing periods (ours): optional fields of create and PATCH.
+  ...(['pending_duration', 'keep_firing_duration'] as const).map((name) => ({
+    why: `rule create and PATCH take ${name}`,
+    requestOnly: true as const,
+    stated: /^Alert rule create and PATCH also take `pending_duration` and `keep_firing_duration` \(ours, optional/,
+    applies: (d: Difference, status: number | undefined) => status === undefined && d.path === `/properties/${name}` && d.published === undefined,
+  })),
   {
     // src/http/schemas.ts: above 2^53 - 1 a JSON number no longer round-trips as an exact
     // integer, so we cap threshold_value there; the published document has no maximum.
@@ -217,6 +224,40 @@ const DOCUMENTED_DIFFERENCES: { why: string; stated: RegExp; applies(d: Differen
 ];
 
 /**
+ * What we add to the published operations, beyond the contract: optional response fields and
+ * optional query parameters, which a client written against the published document never
+ * needs and never sees break (its schemas allow additional properties). Each is said to be
+ * ours in its own description; anything else that the published document lacks is a mismatch.
+ */
+const DOCUMENTED_EXTENSIONS: { why: string; name: string; applies(d: Difference): boolean }[] = [
+  {
+    why: 'endpoints and rotations say until when the previous secret signs',
+    name: 'previous_secret_expires_at',
+    applies: (d) => /^(\/properties\/data\/items)?\/properties\/previous_secret_expires_at$/.test(d.path) && d.published === undefined,
+  },
+  // Endpoints the service disabled itself (ALERTS_ENDPOINT_DISABLE_AFTER): why, and when.
+  ...(['disabled_reason', 'disabled_at'] as const).map((name) => ({
+    why: `endpoints say whether the service disabled them (${name})`,
+    name,
+    applies: (d: Difference) => new RegExp(`^(/properties/data/items)?/properties/${name}$`).test(d.path) && d.published === undefined,
+  })),
+  // Pending and keep-firing periods: the rule's, and where it is in them.
+  ...(['pending_duration', 'keep_firing_duration', 'pending_since', 'keep_firing_since'] as const).map((name) => ({
+    why: `alert rules answer their pending and keep-firing periods (${name})`,
+    name,
+    applies: (d: Difference) => new RegExp(`^(/properties/data/items)?/properties/${name}$`).test(d.path) && d.published === undefined,
+  })),
+  // Silences (/v1/silences): whether one matches the rule now, and until when.
+  ...(['silenced', 'silenced_until'] as const).map((name) => ({
+    why: `alert rules say whether a silence matches them now (${name})`,
+    name,
+    applies: (d: Difference) => new RegExp(`^(/properties/data/items)?/properties/${name}$`).test(d.path) && d.published === undefined,
+  })),
+];
+/** Optional query parameters of ours on published operations, by operationId. */
+const EXTENSION_PARAMETERS: Record<string, string[]> = { rotateWebhookSigningSecret: ['overlap'] };
+
+/**
  * Deviations that our code checks rather than a schema keyword (the published schemas and
  * ours agree there): they must be stated all the same.
  */
@@ -255,6 +296,8 @@ function documentedExtraStatuses(published: Json, operationId: string): string[]
   // alerts-api.md: 400 for a query that fails its schema. The published list-active-alerts
   // operation has filters with an enum but lists no 400.
   if (operationId === 'listActiveAlerts') extra.push('400');
+  // Ours: a query parameter of ours that fails its check.
+  if (EXTENSION_PARAMETERS[operationId] !== undefined) extra.push('400');
   return extra;
 }
 
@@ -335,6 +378,13 @@ describe('the OpenAPI document', () => {
     for (const pair of pairOperations(ours)) {
       const mine = parametersOf(ours, pair.path, pair.method);
       const theirs = parametersOf(publishedSpec, pair.path, pair.method);
+      for (const name of EXTENSION_PARAMETERS[pair.published.operationId] ?? []) {
+        const extension = mine.get(`query:${name}`);
+        expect(extension, `${pair.label}: extension parameter ${name}`).toBeDefined();
+        expect(extension.required ?? false, `${pair.label}: extension parameter ${name} is optional`).toBe(false);
+        expect(extension.description ?? extension.schema?.description, `${pair.label}: ${name} says it is ours`).toMatch(/^Ours: /);
+        mine.delete(`query:${name}`);
+      }
       expect([...mine.keys()].sort(), `${pair.label} parameters`).toEqual([...theirs.keys()].sort());
       for (const [key, published] of theirs) {
         const our = mine.get(key);
@@ -384,6 +434,7 @@ describe('the OpenAPI document', () => {
   it('describes the same response bodies as the published operations, apart from the documented differences', async () => {
     const ours = await ourDocument();
     const used = new Set<string>();
+    const extended = new Set<string>();
     let compared = 0;
     for (const pair of pairOperations(ours)) {
       for (const [status, publishedResponse] of Object.entries(pair.published.responses as Record<string, Json>)) {
@@ -397,7 +448,9 @@ describe('the OpenAPI document', () => {
         const unexplained: Difference[] = [];
         for (const d of differences(ourSchema, publishedSchema)) {
           const allowance = DOCUMENTED_DIFFERENCES.find((allowed) => allowed.applies(d, Number(status)));
+          const extension = Number(status) < 400 ? DOCUMENTED_EXTENSIONS.find((allowed) => allowed.applies(d)) : undefined;
           if (allowance) used.add(allowance.why);
+          else if (extension) extended.add(extension.why);
           else unexplained.push(d);
         }
         expect(unexplained.map(show), where).toEqual([]);
@@ -406,7 +459,27 @@ describe('the OpenAPI document', () => {
     }
     expect(compared).toBeGreaterThan(40);
     // An allowance nobody needs any more should be removed, not linger.
-    expect([...used].sort()).toEqual(DOCUMENTED_DIFFERENCES.map((d) => d.why).sort());
+    expect([...used].sort()).toEqual(DOCUMENTED_DIFFERENCES.filter((d) => !d.requestOnly).map((d) => d.why).sort());
+    expect([...extended].sort()).toEqual(DOCUMENTED_EXTENSIONS.map((d) => d.why).sort());
+  });
+
+  it('marks each field of ours in a published response as ours, optional, in its description', async () => {
+    const ours = await ourDocument();
+    let seen = 0;
+    const visit = (node: Json): void => {
+      if (Array.isArray(node)) return node.forEach(visit);
+      if (node === null || typeof node !== 'object') return;
+      for (const { name } of DOCUMENTED_EXTENSIONS) {
+        const property = node.properties?.[name];
+        if (property === undefined) continue;
+        seen += 1;
+        expect(deref(ours, property).description, name).toMatch(/^Ours: /);
+        expect(node.required ?? [], `${name} is optional`).not.toContain(name);
+      }
+      Object.values(node).forEach(visit);
+    };
+    visit(ours);
+    expect(seen).toBeGreaterThanOrEqual(DOCUMENTED_EXTENSIONS.length);
   });
 
   it('describes the extra error statuses (413, 415, 400) with the same error shape as the published errors', async () => {
@@ -475,7 +548,7 @@ describe('the OpenAPI document', () => {
         seen.headers += 1;
         expect(headers.description).toMatch(/at most 20 headers; names are HTTP tokens \(RFC 9110\) of at most 128 characters/);
         expect(headers.description).toMatch(/printable ASCII \(no CR, LF or NUL\) of at most 1,024 characters/);
-        expect(headers.description).toMatch(/Content-Type and the X-PolyAI-\* headers are reserved/);
+        expect(headers.description).toMatch(/Content-Type and the X-PolyAI-\* headers are reserved, and so are the Standard Webhooks webhook-id, webhook-timestamp and webhook-signature/);
         for (const name of FORBIDDEN_HEADER_NAMES) expect(headers.description).toMatch(new RegExp(`\`${name}\``, 'i'));
       }
       if (url?.pattern !== undefined) {

@@ -233,15 +233,98 @@ describe.each(implementations)('the $name store', ({ open }) => {
 
     const page = await store.ruleHistory.page(account.id, rule.id, 3);
     expect(page.map((r) => r.at)).toEqual([iso(NOW + 4), iso(NOW + 3), iso(NOW + 2)]);
-    expect(page[0]).toEqual({ seq: expect.any(Number), ...transition(4) });
+    expect(page[0]).toEqual({ seq: expect.any(Number), silence_id: null, ...transition(4) });
     const rest = await store.ruleHistory.page(account.id, rule.id, 3, page.at(-1)!.seq);
-    expect(rest).toEqual([{ seq: expect.any(Number), ...transition(1, event) }]);
+    expect(rest).toEqual([{ seq: expect.any(Number), silence_id: null, ...transition(1, event) }]);
     expect(rest[0]!.seq).toBeLessThan(page.at(-1)!.seq);
     expect(await store.ruleHistory.page('acc_other', rule.id, 10)).toEqual([]);
 
     expect(await store.alertRules.delete(account.id, rule.id)).toBe(true);
     expect(await store.ruleHistory.page(account.id, rule.id, 10)).toEqual([]);
     expect(await store.ruleHistory.page(account.id, other.id, 10)).toHaveLength(1);
+  });
+
+  it('holds back the deliveries of an event when a silence matching the rule applies at its time (the event and its history row, naming the silence, are still written); ends and the limit hold', async () => {
+    const store = await open();
+    const account = await store.accounts.ensure('acme', iso(NOW));
+    const globex = await store.accounts.ensure('globex', iso(NOW));
+    const rule = await store.alertRules.insertWithinLimit(account.id, ruleRow(), 10);
+    const endpoint = await store.webhookEndpoints.insertWithinLimit(account.id, endpointRow(), 'whsec_x', 10);
+    if (rule === 'limit_exceeded' || endpoint === 'limit_exceeded') throw new Error('limit');
+    const silence = (overrides: Record<string, unknown>) => ({
+      id: newId(ID_PREFIX.silence),
+      account_id: account.id,
+      rule_id: null,
+      project_id: null,
+      metric: null,
+      starts_at: iso(NOW),
+      ends_at: iso(NOW + 60_000),
+      comment: 'maintenance ✓',
+      created_at: iso(NOW),
+      ...overrides,
+    });
+    const insert = async (overrides: Record<string, unknown>, limit = 100) => {
+      const created = await store.silences.insertWithinLimit(silence(overrides), limit, iso(NOW));
+      if (created === 'limit_exceeded') throw new Error('limit');
+      return created;
+    };
+    const moves = [
+      { current_state: 'alert' as const, event_type: 'alerts.triggered' as const },
+      { current_state: 'ok' as const, event_type: 'alerts.resolved' as const },
+    ];
+    let step = 0;
+    const transitionNow = async () => {
+      const { current_state, event_type } = moves[step % 2]!;
+      step += 1;
+      const event = { id: newId(ID_PREFIX.event), account_id: account.id, rule_id: rule.id, event_type, payload: '{}', created_at: iso(NOW) };
+      const transition = { from_state: 'ok' as const, to_state: current_state, value: 1, at: iso(NOW), event_id: event.id, event_type, threshold_value: 1500, operator: '>=' as const, window_duration: '5m' as const };
+      const evaluation = { current_state, since: iso(NOW), last_evaluated_at: iso(NOW), current_value: 1 };
+      expect(await store.alertRules.saveEvaluation(account.id, rule.id, evaluation, event, undefined, transition)).toBe(true);
+    };
+
+    // None of these applies to the rule (proj_a, turn_latency_p95) at NOW.
+    const other = await insert({ project_id: 'proj_b' });
+    const otherMetric = await insert({ metric: 'api_errors' });
+    await insert({ rule_id: 'ar_other' });
+    await insert({ account_id: globex.id, project_id: 'proj_a' });
+    await insert({ project_id: 'proj_a', starts_at: iso(NOW + 1) });
+    await insert({ project_id: 'proj_a', starts_at: iso(NOW - 60_000), ends_at: iso(NOW) });
+    await transitionNow();
+    expect(await store.deliveries.list(account.id, endpoint.id, {}, 10)).toHaveLength(1);
+    expect((await store.ruleHistory.page(account.id, rule.id, 1))[0]).toMatchObject({ silence_id: null });
+
+    const held = await insert({ rule_id: rule.id, project_id: 'proj_a', metric: 'turn_latency_p95' });
+    expect(held).toEqual(silence({ id: held.id, rule_id: rule.id, project_id: 'proj_a', metric: 'turn_latency_p95' }));
+    await transitionNow();
+    expect(await store.alertEvents.list(account.id)).toHaveLength(2);
+    expect(await store.deliveries.list(account.id, endpoint.id, {}, 10)).toHaveLength(1);
+    expect((await store.ruleHistory.page(account.id, rule.id, 1))[0]).toMatchObject({ to_state: 'ok', silence_id: held.id });
+
+    expect((await store.silences.activeAt(account.id, iso(NOW))).map((x) => x.id)).toEqual([other.id, otherMetric.id, expect.any(String), held.id]);
+    const page = await store.silences.page(account.id, { limit: 3, active: true, atIso: iso(NOW) });
+    expect(page.map((x) => x.id)).toEqual([held.id, expect.any(String), otherMetric.id]);
+    expect(await store.silences.page(account.id, { limit: 10, beforeSeq: page.at(-1)!.seq, active: true, atIso: iso(NOW) })).toEqual([{ ...other, seq: expect.any(Number) }]);
+    expect(await store.silences.page(account.id, { limit: 10, active: false, atIso: iso(NOW) })).toHaveLength(2);
+
+    // Ended a second later: kept, with that end; ending again changes nothing; other accounts see nothing.
+    expect(await store.silences.end(globex.id, held.id, iso(NOW + 1000))).toBeUndefined();
+    expect(await store.silences.end(account.id, held.id, iso(NOW + 1000))).toEqual({ ...held, ends_at: iso(NOW + 1000) });
+    expect(await store.silences.end(account.id, held.id, iso(NOW + 2000))).toEqual({ ...held, ends_at: iso(NOW + 1000) });
+    expect(await store.silences.get(account.id, held.id)).toEqual({ ...held, ends_at: iso(NOW + 1000) });
+    expect(await store.silences.get(globex.id, held.id)).toBeUndefined();
+
+    // The limit counts the silences that have not ended, and holds under concurrency.
+    const fresh = await store.accounts.ensure('initech', iso(NOW));
+    const outcomes = await Promise.all(
+      Array.from({ length: 6 }, () => store.silences.insertWithinLimit(silence({ account_id: fresh.id, project_id: 'p' }), 4, iso(NOW))),
+    );
+    expect(outcomes.filter((o) => o === 'limit_exceeded')).toHaveLength(2);
+    expect(await store.silences.activeAt(fresh.id, iso(NOW))).toHaveLength(4);
+
+    // Pruned after the cut-off: ended ones only.
+    expect(await store.retention.pruneSilences(iso(NOW + 1000), 10)).toBe(1); // the one that ended at NOW
+    expect(await store.retention.pruneSilences(iso(NOW + 1001), 10)).toBe(1); // held, ended at NOW + 1 s
+    expect(await store.silences.get(account.id, held.id)).toBeUndefined();
   });
 
   it('lists in creation order and filters the same way', async () => {

@@ -71,13 +71,13 @@ describe('retention of alert events, deliveries and attempts', () => {
 
     // A minute short of 30 days: nothing goes.
     clock.set(START + 30 * DAY - MINUTE);
-    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 0, attempts: 0, events: 0, history: 0 });
+    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 0, attempts: 0, events: 0, history: 0, silences: 0 });
     expect(await rowCounts(s.service.store.db)).toEqual({ events: 2, deliveries: 4, attempts: 4 });
 
     // Past 30 days: the delivered, failed and cancelled deliveries go with their attempts,
     // and so does the event nobody refers to. The pending delivery and its event stay.
     clock.set(START + 30 * DAY + MINUTE);
-    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 3, attempts: 3, events: 1, history: 4 });
+    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 3, attempts: 3, events: 1, history: 4, silences: 0 });
     expect(await rowCounts(s.service.store.db)).toEqual({ events: 1, deliveries: 1, attempts: 1 });
     expect(await listDeliveries(s, delivered.id)).toEqual([]);
     expect(await listDeliveries(s, failed.id)).toEqual([]);
@@ -91,9 +91,9 @@ describe('retention of alert events, deliveries and attempts', () => {
 
     // Finished now, it is kept 30 days from its creation and its last attempt, then goes too.
     clock.advance(30 * DAY - MINUTE);
-    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 0, attempts: 0, events: 0, history: 0 });
+    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 0, attempts: 0, events: 0, history: 0, silences: 0 });
     clock.advance(2 * MINUTE);
-    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 1, attempts: 2, events: 1, history: 0 });
+    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 1, attempts: 2, events: 1, history: 0, silences: 0 });
     expect(await rowCounts(s.service.store.db)).toEqual({ events: 0, deliveries: 0, attempts: 0 });
     // Rules, endpoints and the rest are untouched.
     expect((await s.request('GET', '/v1/webhook-endpoints')).body.data).toHaveLength(3);
@@ -115,11 +115,11 @@ describe('retention of alert events, deliveries and attempts', () => {
     expect(retry.status, retry.text).toBe(202);
     await s.service.deliveryWorker.drain();
     clock.set(START + 31 * DAY);
-    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 0, attempts: 0, events: 0, history: 2 });
+    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 0, attempts: 0, events: 0, history: 2, silences: 0 });
     expect((await listDeliveries(s, endpoint.id)).map((d) => d.attempt_count)).toEqual([2]);
 
     clock.set(START + 59 * DAY + MINUTE);
-    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 1, attempts: 2, events: 1, history: 0 });
+    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 1, attempts: 2, events: 1, history: 0, silences: 0 });
   });
 
   it('prunes at start-up, without a call, what became older than the retention while the service was down', async () => {
@@ -153,9 +153,9 @@ describe('retention of alert events, deliveries and attempts', () => {
       await s.service.deliveryWorker.drain();
     }
     clock.set(START + 2 * DAY + MINUTE);
-    expect(await shortLived.service.retention.pruneNow()).toEqual({ deliveries: 1, attempts: 1, events: 1, history: 0 });
+    expect(await shortLived.service.retention.pruneNow()).toEqual({ deliveries: 1, attempts: 1, events: 1, history: 0, silences: 0 });
     clock.set(START + 3650 * DAY);
-    expect(await kept.service.retention.pruneNow()).toEqual({ deliveries: 0, attempts: 0, events: 0, history: 2 });
+    expect(await kept.service.retention.pruneNow()).toEqual({ deliveries: 0, attempts: 0, events: 0, history: 2, silences: 0 });
     expect(await rowCounts(kept.service.store.db)).toEqual({ events: 1, deliveries: 1, attempts: 1 });
   });
 });
@@ -219,11 +219,12 @@ describe('the pruner', () => {
         return result;
       },
       pruneHistory: (before, limit) => store.retention.pruneHistory(before, limit),
+      pruneSilences: (before, limit) => store.retention.pruneSilences(before, limit),
     };
     // Retention reaches the first five rows only (one a minute from START).
     const clock = testClock(START + 30 * DAY + 4 * MINUTE + 1);
     const pruner = createRetentionPruner({ store: counting, clock, retentionMs: 30 * DAY, batchSize: 2 });
-    expect(await pruner.pruneNow()).toEqual({ deliveries: 5, attempts: 10, events: 5, history: 0 });
+    expect(await pruner.pruneNow()).toEqual({ deliveries: 5, attempts: 10, events: 5, history: 0, silences: 0 });
     expect(calls).toEqual(['deliveries 2/2', 'deliveries 2/2', 'deliveries 1/2', 'events 2/2', 'events 2/2', 'events 1/2']);
     const left = await store.db.selectFrom('webhook_deliveries').select('id').orderBy('id').execute();
     expect(left.map((r) => r.id)).toEqual(['dlv_5', 'dlv_6']);
@@ -235,7 +236,7 @@ describe('the pruner', () => {
     await store.db.updateTable('webhook_deliveries').set({ status: 'pending', next_attempt_at: START }).where('id', '=', 'dlv_0').execute();
     await store.db.updateTable('webhook_deliveries').set({ status: 'in_flight', locked_until: START }).where('id', '=', 'dlv_1').execute();
     const pruner = createRetentionPruner({ store: store.retention, clock: testClock(START + 365 * DAY), retentionMs: 30 * DAY });
-    expect(await pruner.pruneNow()).toEqual({ deliveries: 1, attempts: 2, events: 1, history: 0 });
+    expect(await pruner.pruneNow()).toEqual({ deliveries: 1, attempts: 2, events: 1, history: 0, silences: 0 });
     const left = await store.db.selectFrom('webhook_deliveries').select(['id', 'status']).orderBy('id').execute();
     expect(left).toEqual([
       { id: 'dlv_0', status: 'pending' },
@@ -253,6 +254,7 @@ describe('the pruner', () => {
       },
       pruneUnreferencedEvents: async () => 0,
       pruneHistory: async () => 0,
+      pruneSilences: async () => 0,
     };
     const pruner = createRetentionPruner({ store, clock: testClock(START), retentionMs: 30 * DAY, intervalMs: 20 });
     pruner.start();

@@ -44,6 +44,8 @@ type Transition = {
   threshold_value: number;
   operator: string;
   window_duration: string;
+  /** The silence that held the event back (ours; test/silences.test.ts). */
+  silence_id: string | null;
 };
 type Page = { data: Transition[]; next_cursor: string | null };
 
@@ -115,6 +117,8 @@ describe('the history of a rule', () => {
     for (const t of page.data) expect(t).toMatchObject({ threshold_value: 1, operator: '>=', window_duration: '5m' });
     expect(page.data[0]!.event_id).toBeNull();
     expect(page.data[3]!.event_id).toBeNull();
+    // No silence held anything back.
+    expect(page.data.map((t) => t.silence_id)).toEqual([null, null, null, null]);
 
     // The same ids as the outbox and as the X-PolyAI-Event-ID of the webhooks received.
     const events = await s.service.store.alertEvents.list();
@@ -274,9 +278,9 @@ describe('the history of a rule', () => {
     await rule.flip(); // alert -> ok, 20 days later
 
     clock.set(START + 30 * DAY - MINUTE);
-    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 0, attempts: 0, events: 0, history: 0 });
+    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 0, attempts: 0, events: 0, history: 0, silences: 0 });
     clock.set(START + 30 * DAY + MINUTE);
-    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 0, attempts: 0, events: 0, history: 3 });
+    expect(await s.service.retention.pruneNow()).toEqual({ deliveries: 0, attempts: 0, events: 0, history: 3, silences: 0 });
     const page = await historyPage(s, rule.id);
     expect(moves(page)).toEqual(['alert->ok']);
     expect(page.data[0]!.at).toBe(iso(START + 20 * DAY));
@@ -315,7 +319,7 @@ describe('the history operation in /openapi.json', () => {
     const page = operation.responses['200'].content['application/json'].schema;
     expect(page.required.sort()).toEqual(['data', 'next_cursor']);
     expect(page.properties.data.items.required.sort()).toEqual(
-      ['at', 'event_id', 'event_type', 'from_state', 'operator', 'threshold_value', 'to_state', 'value', 'window_duration'],
+      ['at', 'event_id', 'event_type', 'from_state', 'operator', 'silence_id', 'threshold_value', 'to_state', 'value', 'window_duration'],
     );
     expect(operation.responses['404'].content['application/json'].schema.required).toEqual(['message']);
   });

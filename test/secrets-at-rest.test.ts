@@ -245,6 +245,49 @@ describe('signing secrets at rest', () => {
     expect((await storedRows(s.dbPath)).includes(created.signing_secret)).toBe(true);
   });
 
+  it('with ALERTS_SECRET_KEY, seals the previous secret a rotation with overlap keeps, like the current one', async () => {
+    const s = await start(SECRET_KEY);
+    const created = await createEndpoint(s);
+    const rotated = await s.request('POST', `/v1/webhook-endpoints/${created.id}/rotate-secret?overlap=1h`);
+    expect(rotated.status, rotated.text).toBe(200);
+    const fresh = rotated.body.signing_secret as string;
+
+    const row = await s.service.store.db
+      .selectFrom('webhook_endpoints')
+      .select(['signing_secret', 'previous_signing_secret'])
+      .where('id', '=', created.id)
+      .executeTakeFirstOrThrow();
+    expect(row.signing_secret).toMatch(/^v1:/);
+    expect(row.previous_signing_secret).toMatch(/^v1:/);
+    await expectNotInRows(s.dbPath, [created.signing_secret, fresh]);
+    if (!onPostgres) expectNotOnDisk(s.dbPath, [created.signing_secret, fresh]);
+    expect(await s.service.store.webhookEndpoints.signingSecrets(created.id)).toEqual({
+      current: fresh,
+      previous: { secret: created.signing_secret, expiresAt: expect.any(Number) },
+    });
+  });
+
+  it('seals a previous secret kept in plain text when the database is next opened with a key', async () => {
+    const s = await start();
+    const created = await createEndpoint(s);
+    const fresh = (await s.request('POST', `/v1/webhook-endpoints/${created.id}/rotate-secret?overlap=24h`)).body.signing_secret as string;
+    await stopKeepingFiles(s);
+
+    const sealed = await openService(s.dbPath, SECRET_KEY);
+    expect(sealed.store.schema.sealedSecrets).toBe(1);
+    const row = await sealed.store.db
+      .selectFrom('webhook_endpoints')
+      .select(['signing_secret', 'previous_signing_secret'])
+      .where('id', '=', created.id)
+      .executeTakeFirstOrThrow();
+    expect(row.signing_secret).toMatch(/^v1:/);
+    expect(row.previous_signing_secret).toMatch(/^v1:/);
+    expect((await sealed.store.webhookEndpoints.signingSecrets(created.id))?.previous?.secret).toBe(created.signing_secret);
+    expect(await sealed.store.webhookEndpoints.signingSecret(created.id)).toBe(fresh);
+    await expectNotInRows(s.dbPath, [created.signing_secret, fresh]);
+    if (!onPostgres) expectNotOnDisk(s.dbPath, [created.signing_secret, fresh]);
+  });
+
   it('rejects an ALERTS_SECRET_KEY shorter than 32 characters at startup', () => {
     expect(() => loadConfig({ DATABASE_URL: ':memory:', ALERTS_SECRET_KEY: 'x'.repeat(31) })).toThrow(ConfigError);
     expect(loadConfig({ DATABASE_URL: ':memory:', ALERTS_SECRET_KEY: 'x'.repeat(32) }).secretKey).toBe('x'.repeat(32));

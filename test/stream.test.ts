@@ -163,6 +163,21 @@ describe('GET /v1/stream', () => {
     expect(stream.messages.filter((m) => m.event === 'attempt')).toHaveLength(1);
   });
 
+  it('says in each rule event whether a silence matches the rule, and sends the rule again when one starts or ends', async () => {
+    const clock = testClock(START);
+    const s = await server(clock);
+    const rule = await createErrorRule(s);
+    const stream = await openStream(s);
+    const ruleEvents = () => stream.messages.filter((m) => m.event === 'rule' && m.data.id === rule.id).map((m) => m.data.silenced);
+    await stream.next(() => ruleEvents().length === 1);
+    const silence = await s.request('POST', '/v1/silences', { body: { rule_id: rule.id, ends_at: new Date(START + 60_000).toISOString(), comment: 'deploy' } });
+    expect(silence.status, silence.text).toBe(201);
+    await stream.next(() => ruleEvents().length === 2);
+    clock.advance(60_000); // the silence ends
+    await stream.next(() => ruleEvents().length === 3);
+    expect(ruleEvents()).toEqual([false, true, false]);
+  });
+
   it('resumes from Last-Event-ID: every transition and attempt missed while disconnected, once, none from before, then the rules as they are', async () => {
     const clock = testClock(START);
     const s = await server(clock);

@@ -14,12 +14,30 @@ afterEach(async () => {
 });
 
 const ENDPOINT_ID = /^whe_[A-Za-z0-9]{22}$/;
-const ENDPOINT_KEYS = ['created_at', 'enabled', 'event_types', 'headers', 'id', 'name', 'timeout_ms', 'updated_at', 'url'];
+// Ours beside the published ones: previous_secret_expires_at (null unless a rotation's overlap
+// runs), disabled_reason and disabled_at (null unless the service disabled the endpoint).
+const ENDPOINT_KEYS = [
+  'created_at',
+  'disabled_at',
+  'disabled_reason',
+  'enabled',
+  'event_types',
+  'headers',
+  'id',
+  'name',
+  'previous_secret_expires_at',
+  'timeout_ms',
+  'updated_at',
+  'url',
+];
 
-/** Checks the secret format and that it carries at least 256 bits from the random source. */
+/**
+ * Checks the secret format (letters and digits after whsec_: base64 and base64url alike, see
+ * test/standard-webhooks.test.ts) and that it encodes 32 bytes from the random source.
+ */
 function expectStrongSecret(secret: unknown): void {
   expect(typeof secret).toBe('string');
-  const match = /^whsec_([A-Za-z0-9_-]+)$/.exec(secret as string);
+  const match = /^whsec_([A-Za-z0-9]+)$/.exec(secret as string);
   expect(match, `secret format: ${String(secret)}`).not.toBeNull();
   const random = Buffer.from(match![1]!, 'base64url');
   expect(random.toString('base64url')).toBe(match![1]);
@@ -53,6 +71,9 @@ describe('webhook endpoints', () => {
       enabled: true,
       created_at: '2026-03-15T10:30:00.000Z',
       updated_at: '2026-03-15T10:30:00.000Z',
+      previous_secret_expires_at: null,
+      disabled_reason: null,
+      disabled_at: null,
       signing_secret: res.body.signing_secret,
     });
     expectStrongSecret(res.body.signing_secret);
@@ -240,7 +261,7 @@ describe('webhook endpoints', () => {
     clock.advance(60_000);
     const res = await server.request('POST', `/v1/webhook-endpoints/${created.id}/rotate-secret`);
     expect(res.status).toBe(200);
-    expect(Object.keys(res.body)).toEqual(['signing_secret']);
+    expect(res.body).toEqual({ signing_secret: res.body.signing_secret, previous_secret_expires_at: null });
     expectStrongSecret(res.body.signing_secret);
     expect(res.body.signing_secret).not.toBe(created.signing_secret);
     expect(await server.service.store.webhookEndpoints.signingSecret(created.id)).toBe(res.body.signing_secret);

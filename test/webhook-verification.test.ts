@@ -277,6 +277,37 @@ describe('rejections', () => {
   });
 });
 
+describe('several secrets', () => {
+  const OTHER = 'whsec_other0123456789abcdefghijklmnopqrstuvwxyzAB';
+
+  it('verifies when any secret of a list signed it, wherever it stands in the list', () => {
+    const expected = { ok: true, event: JSON.parse(BODY), eventId: EVENT_ID, timestamp: TIMESTAMP };
+    expect(verify(BODY, headers(), [SECRET] as never)).toEqual(expected);
+    expect(verifyWebhook(BODY, headers(), [OTHER, SECRET], { now: NOW })).toEqual(expected);
+    expect(verifyWebhook(BODY, headers(), [SECRET, OTHER, SECRET_2], { now: NOW })).toEqual(expected);
+    expect(verifyWebhook(BODY, new Headers(BASE_HEADERS), Object.freeze([OTHER, SECRET]), { now: NOW })).toEqual(expected);
+  });
+
+  it('rejects as invalid_signature when none signed it, the list is empty or holds no usable secret', () => {
+    expect(verifyWebhook(BODY, headers(), [OTHER, SECRET_2], { now: NOW })).toEqual(rejected('invalid_signature'));
+    expect(verifyWebhook(BODY, headers(), [], { now: NOW })).toEqual(rejected('invalid_signature'));
+    expect(verifyWebhook(BODY, headers(), ['', ''], { now: NOW })).toEqual(rejected('invalid_signature'));
+    expect(verifyWebhook(BODY, headers(), [null, 42, { SECRET }, [SECRET]] as never, { now: NOW })).toEqual(rejected('invalid_signature'));
+    // Usable ones among unusable ones still count.
+    expect(verifyWebhook(BODY, headers(), [null, '', SECRET] as never, { now: NOW })).toMatchObject({ ok: true });
+  });
+
+  it('gives the reasons of the secret that signed it: its timestamp, its body', () => {
+    expect(verifyWebhook(BODY, headers(), [OTHER, SECRET], { now: at(TIMESTAMP + 301) })).toEqual(rejected('timestamp_too_old'));
+    expect(verifyWebhook(BODY, headers(), [OTHER, SECRET], { now: at(TIMESTAMP - 301) })).toEqual(rejected('timestamp_in_future'));
+    const notAnEvent = '{"hello":"world"}';
+    const h = headers({ [SIGNATURE_HEADER]: hmacHex(SECRET, TIMESTAMP, notAnEvent) });
+    expect(verifyWebhook(notAnEvent, h, [OTHER, SECRET], { now: NOW })).toEqual(rejected('invalid_body'));
+    // Header problems come first, whatever the secrets.
+    expect(verifyWebhook(BODY, headers({ [EVENT_ID_HEADER]: undefined }), [SECRET], { now: NOW })).toEqual(rejected('missing_headers'));
+  });
+});
+
 describe('never throws', () => {
   const anyHeaders = fc.oneof(
     fc.anything(),
@@ -296,7 +327,7 @@ describe('never throws', () => {
   it('on garbage of any type it answers { ok: false, reason }, accepting only the genuinely signed vector', () => {
     const reasons = new Set(['missing_headers', 'invalid_timestamp', 'timestamp_too_old', 'timestamp_in_future', 'invalid_signature', 'invalid_body']);
     fc.assert(
-      fc.property(anyBody, anyHeaders, fc.oneof(fc.string(), fc.constant(SECRET), fc.anything()), anyOptions, (body, h, secret, options) => {
+      fc.property(anyBody, anyHeaders, fc.oneof(fc.string(), fc.constant(SECRET), fc.anything(), fc.array(fc.oneof(fc.constant(SECRET), fc.anything()))), anyOptions, (body, h, secret, options) => {
         let result: VerifyResult | undefined;
         expect(() => (result = verifyWebhook(body as never, h as never, secret as never, options as never))).not.toThrow();
         // The generators can (rarely) pick every part of the real test vector at once: that,
@@ -304,7 +335,7 @@ describe('never throws', () => {
         const given = h as Record<string, unknown> | null | undefined;
         const genuine =
           body === BODY &&
-          secret === SECRET &&
+          (secret === SECRET || (Array.isArray(secret) && secret.includes(SECRET))) &&
           given?.[SIGNATURE_HEADER] === SIGNATURE &&
           given?.[TIMESTAMP_HEADER] === String(TIMESTAMP) &&
           given?.[EVENT_ID_HEADER] === EVENT_ID;
@@ -397,7 +428,7 @@ describe('payloads signed by the service', () => {
     const secret = 'whsec_' + 'k'.repeat(43);
     const timestamp = Math.floor(clock.now() / 1000);
     for (const row of outbox) {
-      const h = webhookHeaders({ 'X-Team': 'voice' }, secret, row.id, timestamp, row.payload);
+      const h = webhookHeaders({ 'X-Team': 'voice' }, [secret], row.id, timestamp, row.payload);
       expect(h[SIGNATURE_HEADER]).toBe(hmacHex(secret, timestamp, row.payload));
       const event = expectWellFormed(verifyWebhook(row.payload, h, secret, { now: clock.now }), row.payload);
       expect(event.event_type).toBe(row.event_type);

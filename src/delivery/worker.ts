@@ -1,11 +1,12 @@
 import type { Metrics } from '../metrics/metrics.js';
 import type { Logger } from 'pino';
 import { toIso, type Clock } from '../domain/clock.js';
+import { autoDisableReason, failingTooLong } from '../domain/endpoint-health.js';
 import type { ClaimedDelivery, Delivery, ReapedClaims } from '../domain/ports/deliveries-repository.js';
 import { CHANNELS, type Notifications } from '../domain/ports/notifications.js';
 import type { Repositories } from '../domain/ports/repositories.js';
 import type { AttemptResult, WebhookClient } from '../domain/ports/webhook-client.js';
-import { webhookHeaders } from '../domain/webhook-headers.js';
+import { secretsSigningAt, webhookHeaders } from '../domain/webhook-headers.js';
 import { outcomeOf } from './retry-policy.js';
 import { DeliverySlots } from './slots.js';
 
@@ -56,8 +57,13 @@ export interface DeliveryWorkerDeps {
   stopGraceMs: number;
   /** false in tests that call drain() themselves. */
   autoStart?: boolean;
-  /** Attempts by outcome and their durations (GET /metrics). */
-  metrics?: Pick<Metrics, 'webhookAttempts' | 'webhookAttemptSeconds'> | undefined;
+  /** Attempts by outcome and their durations, endpoints disabled (GET /metrics). */
+  metrics?: Pick<Metrics, 'webhookAttempts' | 'webhookAttemptSeconds' | 'endpointsDisabled'> | undefined;
+  /**
+   * ALERTS_ENDPOINT_DISABLE_AFTER: an endpoint whose attempts have all failed for this long
+   * is disabled (ms); null or absent: never.
+   */
+  disableEndpointAfterMs?: number | null | undefined;
 }
 
 /** An attempt's outcome as /metrics counts it: delivered, rejected (a non-2xx answer) or why there was no answer. */
@@ -137,14 +143,14 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     // Counted when it was claimed: this attempt's number.
     const attempt = delivery.attempts;
     try {
-      const secret = await store.webhookEndpoints.signingSecret(delivery.endpoint_id);
-      if (secret === undefined) return; // endpoint deleted meanwhile: its deliveries were cancelled
+      const secrets = await store.webhookEndpoints.signingSecrets(delivery.endpoint_id);
+      if (secrets === undefined) return; // endpoint deleted meanwhile: its deliveries were cancelled
       const startedAt = clock.now();
       const timestamp = Math.floor(startedAt / 1000);
       const result = await client.send(
         {
           url: delivery.url,
-          headers: webhookHeaders(delivery.headers, secret, delivery.event_id, timestamp, delivery.payload),
+          headers: webhookHeaders(delivery.headers, secretsSigningAt(secrets, startedAt), delivery.event_id, timestamp, delivery.payload),
           body: delivery.payload,
           timeoutMs: delivery.timeout_ms,
         },
@@ -160,7 +166,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       deps.metrics?.webhookAttempts.inc({ outcome: counted });
       deps.metrics?.webhookAttemptSeconds.observe({ outcome: counted }, result.durationMs / 1000);
       const outcome = outcomeOf(result, attempt, delivery.max_attempts, retrySchedule, clock.now());
-      await store.deliveries.recordAttempt(
+      const recorded = await store.deliveries.recordAttempt(
         delivery,
         {
           delivery_id: delivery.id,
@@ -180,10 +186,46 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       } else {
         logOutcome(delivery, outcome.kind, outcome.kind === 'failed' ? outcome.error : null);
       }
+      if (outcome.kind !== 'delivered') {
+        await disableIfFailingTooLong(delivery, recorded.endpointFailingSince, outcome.error).catch((error: unknown) =>
+          // Recorded all the same; the endpoint's next failed attempt looks again.
+          logger.error({ err: error, endpoint_id: delivery.endpoint_id }, 'disabling a failing webhook endpoint failed'),
+        );
+      }
     } catch (error) {
       // The claim stays until a reap brings it back (its lease passes, or this instance dies): never lost.
       logger.error({ err: error, delivery_id: delivery.id }, 'recording a webhook attempt failed');
     }
+  }
+
+  /**
+   * After a failed attempt: an endpoint whose attempts have all failed for
+   * ALERTS_ENDPOINT_DISABLE_AFTER is disabled (conditionally: see disableFailingEndpoint, so
+   * of several instances one does it), its unfinished deliveries cancelled and its attempts
+   * in flight here aborted.
+   */
+  async function disableIfFailingTooLong(delivery: ClaimedDelivery, failingSince: number | null, lastError: string): Promise<void> {
+    const after = deps.disableEndpointAfterMs ?? null;
+    const now = clock.now();
+    if (after === null || !failingTooLong(failingSince, now, after)) return;
+    const reason = autoDisableReason(after, failingSince, lastError);
+    if (!(await store.deliveries.disableFailingEndpoint(delivery.endpoint_id, failingSince, reason, toIso(now)))) return;
+    deps.metrics?.endpointsDisabled.inc();
+    logger.warn(
+      { endpoint_id: delivery.endpoint_id, account_id: delivery.account_id, failing_since: toIso(failingSince), reason },
+      `webhook endpoint disabled: ${reason}`,
+    );
+    withdraw(delivery.endpoint_id);
+  }
+
+  /** Aborts an endpoint's attempts in flight here and gives its queued claims back. */
+  function withdraw(endpointId: string): void {
+    const queued = slots.takeQueued(endpointId);
+    if (queued.length > 0) {
+      releaseQueued(queued).catch((error: unknown) => logger.error({ err: error, endpoint_id: endpointId }, 'releasing claimed deliveries failed'));
+    }
+    for (const { delivery, abort } of inFlight.values()) if (delivery.endpoint_id === endpointId) abort.abort();
+    schedule(0);
   }
 
   /** Starts queued deliveries of an endpoint while it has free slots. */
@@ -295,14 +337,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       clearTimeout(grace);
     },
 
-    endpointWithdrawn(endpointId) {
-      const queued = slots.takeQueued(endpointId);
-      if (queued.length > 0) {
-        releaseQueued(queued).catch((error: unknown) => logger.error({ err: error, endpoint_id: endpointId }, 'releasing claimed deliveries failed'));
-      }
-      for (const { delivery, abort } of inFlight.values()) if (delivery.endpoint_id === endpointId) abort.abort();
-      schedule(0);
-    },
+    endpointWithdrawn: withdraw,
 
     kick,
 

@@ -1,3 +1,5 @@
+import { parseShortDuration } from './durations.js';
+import type { FieldError } from './errors.js';
 export const METRICS = [
   'turn_latency_p50',
   'turn_latency_p95',
@@ -32,6 +34,14 @@ export const MAX_ALERT_RULES_PER_ACCOUNT = 10;
 export const MAX_RULE_NAME_LENGTH = 255;
 export const MAX_PROJECT_ID_LENGTH = 255;
 
+/**
+ * Longest pending and keep-firing period (ours): `pending_duration` and `keep_firing_duration`
+ * are short durations ("30s", "2m", "1h"; src/domain/durations.ts) of at most this.
+ */
+export const MAX_HOLD_DURATION_MS = 60 * 60_000;
+/** Both periods when not given: the published behaviour (the state is the condition's, at once). */
+export const NO_HOLD = '0s';
+
 /** What a user chooses about a rule: the fields of create and PATCH. */
 export interface AlertRuleSettings {
   name: string;
@@ -41,6 +51,10 @@ export interface AlertRuleSettings {
   threshold_value: number;
   window_duration: WindowDuration;
   enabled: boolean;
+  /** Ours: how long the condition must hold before the rule goes to `alert`. */
+  pending_duration: string;
+  /** Ours: how long the condition must be clear before the rule leaves `alert`. */
+  keep_firing_duration: string;
 }
 
 export interface AlertRule extends AlertRuleSettings {
@@ -50,6 +64,10 @@ export interface AlertRule extends AlertRuleSettings {
   since: string | null;
   last_evaluated_at: string | null;
   current_value: number | null;
+  /** Ours: since when the condition holds while the rule waits out its pending period; else null. */
+  pending_since: string | null;
+  /** Ours: since when the condition is clear while the rule is kept in `alert`; else null. */
+  keep_firing_since: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -62,6 +80,8 @@ export interface NewAlertRuleInput {
   threshold_value: number;
   window_duration: WindowDuration;
   enabled?: boolean | undefined;
+  pending_duration?: string | undefined;
+  keep_firing_duration?: string | undefined;
 }
 
 export type AlertRulePatch = Partial<AlertRuleSettings>;
@@ -83,5 +103,29 @@ export function settingsFromInput(input: NewAlertRuleInput): AlertRuleSettings {
     threshold_value: input.threshold_value,
     window_duration: input.window_duration,
     enabled: input.enabled ?? true,
+    pending_duration: input.pending_duration ?? NO_HOLD,
+    keep_firing_duration: input.keep_firing_duration ?? NO_HOLD,
   };
+}
+
+/**
+ * The problems of a rule's pending and keep-firing periods, as given in a create or PATCH
+ * body (the schema checks their shape; this checks the longest allowed).
+ */
+export function holdDurationProblems(input: { pending_duration?: string | undefined; keep_firing_duration?: string | undefined }): FieldError[] {
+  const problems: FieldError[] = [];
+  for (const field of ['pending_duration', 'keep_firing_duration'] as const) {
+    const text = input[field];
+    if (text === undefined) continue;
+    const ms = parseShortDuration(text);
+    if (Number.isNaN(ms)) problems.push({ field, message: 'must be a whole number of seconds, minutes or hours, such as "0s", "30s" or "2m"' });
+    else if (ms > MAX_HOLD_DURATION_MS) problems.push({ field, message: 'must be at most 1 hour' });
+  }
+  return problems;
+}
+
+/** A rule's periods in milliseconds (stored values are valid; absent is none). */
+export function holdDurationsOf(rule: { pending_duration?: string | undefined; keep_firing_duration?: string | undefined }): { pendingMs: number; keepFiringMs: number } {
+  const ms = (text: string | undefined) => (text === undefined ? 0 : parseShortDuration(text) || 0);
+  return { pendingMs: ms(rule.pending_duration), keepFiringMs: ms(rule.keep_firing_duration) };
 }

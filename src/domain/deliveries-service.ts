@@ -4,7 +4,7 @@ import { ID_PREFIX, newId } from './ids.js';
 import type { Delivery, AttemptRecord, DeliveriesRepository, DeliveryStatus } from './ports/deliveries-repository.js';
 import type { AttemptResult, WebhookClient } from './ports/webhook-client.js';
 import type { WebhookEndpointsRepository } from './ports/webhook-endpoints-repository.js';
-import { webhookHeaders } from './webhook-headers.js';
+import { secretsSigningAt, webhookHeaders } from './webhook-headers.js';
 
 export interface DeliveryView extends Delivery {
   attempt_log: AttemptRecord[];
@@ -66,7 +66,7 @@ export function createDeliveriesService(deps: {
 
     async sendTest(accountId, endpointId) {
       const endpoint = await requireEndpoint(accountId, endpointId);
-      const secret = (await endpoints.signingSecret(endpointId))!;
+      const secrets = (await endpoints.signingSecrets(endpointId))!;
       const now = clock.now();
       const eventId = newId(ID_PREFIX.event);
       const at = toIso(now);
@@ -91,7 +91,7 @@ export function createDeliveriesService(deps: {
       const timestamp = Math.floor(now / 1000);
       const result = await client.send({
         url: endpoint.url,
-        headers: webhookHeaders(endpoint.headers, secret, eventId, timestamp, body),
+        headers: webhookHeaders(endpoint.headers, secretsSigningAt(secrets, now), eventId, timestamp, body),
         body,
         timeoutMs: endpoint.timeout_ms,
       });

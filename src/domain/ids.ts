@@ -22,6 +22,7 @@ export const ID_PREFIX = {
   account: 'acc_',
   event: 'evt_',
   delivery: 'dlv_',
+  silence: 'sil_',
 } as const;
 
 /** Length of the random part of every public ID (as in the published examples). */

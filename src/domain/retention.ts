@@ -33,6 +33,8 @@ export interface PrunedCounts {
   events: number;
   /** Rule state history rows (ALERTS_HISTORY_RETENTION). */
   history: number;
+  /** Silences ended longer ago than ALERTS_HISTORY_RETENTION (the history rows naming them go by then too). */
+  silences: number;
 }
 
 /** What the pruner needs from storage; each call is one short transaction. */
@@ -46,6 +48,8 @@ export interface RetentionStore {
   pruneUnreferencedEvents(beforeIso: string, limit: number): Promise<number>;
   /** Deletes up to `limit` rule history rows of transitions before `beforeIso`. */
   pruneHistory(beforeIso: string, limit: number): Promise<number>;
+  /** Deletes up to `limit` silences that ended before `beforeIso`. */
+  pruneSilences(beforeIso: string, limit: number): Promise<number>;
 }
 
 export interface RetentionPruner {
@@ -76,7 +80,7 @@ const HOUR = 3_600_000;
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
- * Deletes alert events, webhook deliveries and their attempts, and rule history, once they
+ * Deletes alert events, webhook deliveries and their attempts, rule history and ended silences, once they
  * are older than their retention, in small batches with a turn of the event loop between
  * them, so requests and the delivery worker keep going while a large backlog is pruned.
  */
@@ -90,7 +94,7 @@ export function createRetentionPruner(deps: RetentionPrunerDeps): RetentionPrune
   let stopping = false;
 
   async function prune(): Promise<PrunedCounts> {
-    const totals: PrunedCounts = { deliveries: 0, attempts: 0, events: 0, history: 0 };
+    const totals: PrunedCounts = { deliveries: 0, attempts: 0, events: 0, history: 0, silences: 0 };
     // Read once: both cut-offs are of the same moment.
     const now = clock.now();
     if (retentionMs !== null) await pruneEvents(toIso(now - retentionMs), totals);
@@ -125,6 +129,14 @@ export function createRetentionPruner(deps: RetentionPrunerDeps): RetentionPrune
       if (history < batchSize) break;
       await yieldToEventLoop();
     }
+    // Ended silences are kept as long as the history that may name them.
+    for (;;) {
+      if (stopping) return;
+      const silences = await store.pruneSilences(before, batchSize);
+      totals.silences += silences;
+      if (silences < batchSize) break;
+      await yieldToEventLoop();
+    }
   }
 
   function pruneNow(): Promise<PrunedCounts> {
@@ -146,7 +158,7 @@ export function createRetentionPruner(deps: RetentionPrunerDeps): RetentionPrune
   function runScheduled(): void {
     pruneNow().then(
       (counts) => {
-        if (counts.deliveries + counts.attempts + counts.events + counts.history > 0) deps.onPruned?.(counts);
+        if (counts.deliveries + counts.attempts + counts.events + counts.history + counts.silences > 0) deps.onPruned?.(counts);
       },
       (error: unknown) => deps.onError?.(error),
     );

@@ -1,5 +1,6 @@
 import type { AlertRuleSettings, AlertState, NewAlertRuleInput } from './alert-rules.js';
 import { settingsFromInput } from './alert-rules.js';
+import { checkHoldDurations } from './alert-rules-service.js';
 import type { Clock } from './clock.js';
 import { invalidRequest, notFound } from './errors.js';
 import type { AlertRulesRepository } from './ports/alert-rules-repository.js';
@@ -9,7 +10,8 @@ import { LATENCY_METRIC_QUANTILE, MAX_AGE_MS, SCOPE_KNOWN_FOR_MS } from './telem
 import { WINDOW_MS } from './alert-rules.js';
 
 /** What a series is computed for: the rule's scope and condition. */
-export type RuleCondition = Pick<AlertRuleSettings, 'project_id' | 'metric' | 'operator' | 'threshold_value' | 'window_duration'>;
+export type RuleCondition = Pick<AlertRuleSettings, 'project_id' | 'metric' | 'operator' | 'threshold_value' | 'window_duration'> &
+  Partial<Pick<AlertRuleSettings, 'pending_duration' | 'keep_firing_duration'>>;
 
 /** Where the points are and which telemetry is per minute. */
 export interface SeriesPlan {
@@ -111,6 +113,7 @@ export function createRuleSeriesService(deps: {
     },
 
     async preview(accountId, input, rangeInput) {
+      checkHoldDurations(input);
       const now = clock.now();
       const range = rangeOf(rangeInput, now, 'request body');
       return compute(accountId, settingsFromInput(input), range, now);

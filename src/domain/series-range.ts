@@ -1,4 +1,5 @@
 import { toIso } from './clock.js';
+import { parseShortDuration } from './durations.js';
 import type { FieldError } from './errors.js';
 import { parseRfc3339 } from './telemetry.js';
 
@@ -13,8 +14,6 @@ export const DEFAULT_SERIES_STEP = '10s';
  */
 export const SERIES_CLOCK_SKEW_MS = 60_000;
 
-const STEP_PATTERN = /^([1-9][0-9]{0,5})([smh])$/;
-const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000 } as const;
 
 /** The range as the client gave it: RFC 3339 date-times and a duration such as "10s". */
 export interface SeriesRangeInput {
@@ -34,8 +33,8 @@ export interface SeriesRange {
 
 /** Milliseconds of a step such as "10s", "1m" or "1h"; NaN when it is not one. */
 export function parseStep(text: string): number {
-  const match = STEP_PATTERN.exec(text);
-  return match ? Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS] : NaN;
+  const ms = parseShortDuration(text);
+  return ms > 0 ? ms : NaN;
 }
 
 /**

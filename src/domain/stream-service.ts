@@ -1,4 +1,4 @@
-import type { AlertRule } from './alert-rules.js';
+import type { AlertRuleView } from './alert-rules-service.js';
 import type { AccountAttempt, DeliveriesRepository } from './ports/deliveries-repository.js';
 import type { RuleHistoryEntry, RuleHistoryRepository } from './ports/rule-history-repository.js';
 
@@ -25,7 +25,8 @@ export type StreamEvent =
   | { event: 'attempt'; data: Omit<AccountAttempt, 'seq'> }
   | { event: 'reset'; data: { message: string } };
 
-export type RuleSnapshot = Pick<AlertRule, 'id' | 'name' | 'enabled' | 'current_state' | 'current_value' | 'since' | 'last_evaluated_at'>;
+/** `silenced` (a silence matches the rule now) changes as silences start and end, and is sent then too. */
+export type RuleSnapshot = Pick<AlertRuleView, 'id' | 'name' | 'enabled' | 'current_state' | 'current_value' | 'since' | 'last_evaluated_at' | 'silenced'>;
 
 export interface StreamPosition {
   historySeq: number;
@@ -43,7 +44,7 @@ export interface StreamService {
 
 export interface StreamServiceDeps {
   /** The rules of an account as the API shows them (with the engine's freshest evaluation). */
-  listRules(accountId: string): Promise<AlertRule[]>;
+  listRules(accountId: string): Promise<AlertRuleView[]>;
   history: Pick<RuleHistoryRepository, 'after' | 'lastSeq'>;
   deliveries: Pick<DeliveriesRepository, 'attemptsAfter' | 'lastAttemptSeq'>;
   /** How often each stream looks for changes (ms). */
@@ -68,9 +69,9 @@ export function parsePosition(id: string): StreamPosition | undefined {
   return match ? { historySeq: Number(match[1]), attemptSeq: Number(match[2]) } : undefined;
 }
 
-function snapshotOf(rule: AlertRule): RuleSnapshot {
-  const { id, name, enabled, current_state, current_value, since, last_evaluated_at } = rule;
-  return { id, name, enabled, current_state, current_value: current_value ?? null, since: since ?? null, last_evaluated_at: last_evaluated_at ?? null };
+function snapshotOf(rule: AlertRuleView): RuleSnapshot {
+  const { id, name, enabled, current_state, current_value, since, last_evaluated_at, silenced } = rule;
+  return { id, name, enabled, current_state, current_value: current_value ?? null, since: since ?? null, last_evaluated_at: last_evaluated_at ?? null, silenced };
 }
 
 export function createStreamService(deps: StreamServiceDeps): StreamService {

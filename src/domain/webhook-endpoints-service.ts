@@ -1,12 +1,13 @@
 import type { WebhookEndpointsRepository } from './ports/webhook-endpoints-repository.js';
 import { toIso, type Clock } from './clock.js';
-import { AppError, notFound } from './errors.js';
+import { AppError, invalidRequest, notFound } from './errors.js';
 import { ID_PREFIX, newId } from './ids.js';
 import {
   customHeaderProblems,
   endpointSettingsFromInput,
   MAX_WEBHOOK_ENDPOINTS_PER_ACCOUNT,
   newSigningSecret,
+  parseSecretOverlap,
   type NewWebhookEndpointInput,
   type WebhookEndpoint,
   type WebhookEndpointFilter,
@@ -20,7 +21,11 @@ export interface WebhookEndpointsService {
   get(accountId: string, id: string): Promise<WebhookEndpoint>;
   update(accountId: string, id: string, patch: WebhookEndpointPatch): Promise<WebhookEndpoint>;
   delete(accountId: string, id: string): Promise<void>;
-  rotateSecret(accountId: string, id: string): Promise<{ signing_secret: string }>;
+  /**
+   * A new signing secret. With `overlap` (`24h`: see parseSecretOverlap) the replaced one keeps
+   * signing until then, beside the new one; without it, it stops at once.
+   */
+  rotateSecret(accountId: string, id: string, overlap?: string): Promise<{ signing_secret: string; previous_secret_expires_at: string | null }>;
 }
 
 function checkHeaders(headers: Record<string, string> | undefined): void {
@@ -37,6 +42,14 @@ function checkUrl(url: string | undefined): void {
   if (problem !== undefined) throw new AppError('validation', `invalid request body: url ${problem}`, [{ field: 'url', message: problem }]);
 }
 
+/** The overlap in ms, or a 400 naming `overlap`; undefined when none was asked for. */
+function overlapMs(overlap: string | undefined): number | undefined {
+  if (overlap === undefined) return undefined;
+  const parsed = parseSecretOverlap(overlap);
+  if (typeof parsed === 'string') throw invalidRequest('validation', 'invalid query string', [{ field: 'overlap', message: parsed }]);
+  return parsed;
+}
+
 /** Webhook endpoint use cases; the HTTP layer calls these with validated input. */
 export function createWebhookEndpointsService(deps: {
   endpoints: WebhookEndpointsRepository;
@@ -45,6 +58,11 @@ export function createWebhookEndpointsService(deps: {
   onWithdrawn?: (endpointId: string) => void;
 }): WebhookEndpointsService {
   const { endpoints, clock } = deps;
+  // An overlap that has ended is no overlap: say so rather than a time in the past.
+  const shown = (endpoint: WebhookEndpoint): WebhookEndpoint =>
+    endpoint.previous_secret_expires_at !== null && Date.parse(endpoint.previous_secret_expires_at) <= clock.now()
+      ? { ...endpoint, previous_secret_expires_at: null }
+      : endpoint;
 
   return {
     async create(accountId, input) {
@@ -66,12 +84,12 @@ export function createWebhookEndpointsService(deps: {
       return { ...created, signing_secret: signingSecret };
     },
 
-    list: (accountId, filter) => endpoints.list(accountId, filter),
+    list: async (accountId, filter) => (await endpoints.list(accountId, filter)).map(shown),
 
     async get(accountId, id) {
       const endpoint = await endpoints.get(accountId, id);
       if (!endpoint) throw notFound('webhook endpoint', id);
-      return endpoint;
+      return shown(endpoint);
     },
 
     async update(accountId, id, patch) {
@@ -81,7 +99,7 @@ export function createWebhookEndpointsService(deps: {
       const endpoint = await endpoints.update(accountId, id, normalized, toIso(clock.now()));
       if (!endpoint) throw notFound('webhook endpoint', id);
       if (!endpoint.enabled) deps.onWithdrawn?.(id);
-      return endpoint;
+      return shown(endpoint);
     },
 
     async delete(accountId, id) {
@@ -89,10 +107,14 @@ export function createWebhookEndpointsService(deps: {
       deps.onWithdrawn?.(id);
     },
 
-    async rotateSecret(accountId, id) {
+    async rotateSecret(accountId, id, overlap) {
+      // Checked before anything is written: a bad overlap changes nothing.
+      const keepMs = overlapMs(overlap);
       const signingSecret = newSigningSecret();
-      if (!(await endpoints.replaceSecret(accountId, id, signingSecret, toIso(clock.now())))) throw notFound('webhook endpoint', id);
-      return { signing_secret: signingSecret };
+      const now = clock.now();
+      const previousSignsUntil = keepMs === undefined ? undefined : now + keepMs;
+      if (!(await endpoints.replaceSecret(accountId, id, signingSecret, toIso(now), previousSignsUntil))) throw notFound('webhook endpoint', id);
+      return { signing_secret: signingSecret, previous_secret_expires_at: previousSignsUntil === undefined ? null : toIso(previousSignsUntil) };
     },
   };
 }

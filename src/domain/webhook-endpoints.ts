@@ -21,6 +21,11 @@ export interface WebhookEndpoint extends WebhookEndpointSettings {
   account_id: string;
   created_at: string;
   updated_at: string;
+  /** Until when the secret replaced by the last rotation with overlap still signs; null when none does (ours). */
+  previous_secret_expires_at: string | null;
+  /** Why the service disabled the endpoint itself (its attempts all failed for too long); null otherwise (ours). */
+  disabled_reason: string | null;
+  disabled_at: string | null;
 }
 
 export interface NewWebhookEndpointInput {
@@ -30,6 +35,15 @@ export interface NewWebhookEndpointInput {
   headers?: Record<string, string> | undefined;
   timeout_ms?: number | undefined;
   enabled?: boolean | undefined;
+}
+
+/**
+ * The secrets an endpoint holds: the current one and, after a rotation with overlap, the one
+ * it replaced with the time (epoch ms) until which that one still signs.
+ */
+export interface EndpointSecrets {
+  current: string;
+  previous: { secret: string; expiresAt: number } | null;
 }
 
 export type WebhookEndpointPatch = Partial<WebhookEndpointSettings>;
@@ -52,11 +66,36 @@ export function endpointSettingsFromInput(input: NewWebhookEndpointInput): Webho
 }
 
 /**
- * A new signing secret: 32 bytes (256 bits) from the cryptographic source, base64url,
- * behind a `whsec_` prefix so it is recognisable in a secret scanner.
+ * A new signing secret: 32 bytes from the cryptographic source, base64 without padding,
+ * behind a `whsec_` prefix so it is recognisable in a secret scanner. Bytes whose encoding
+ * has a `+` or `/` are drawn again (about three draws in four), so the text is letters and
+ * digits only: the same in base64 and base64url, which is what lets a receiver hand it
+ * unchanged to a Standard Webhooks library (standard base64 after `whsec_`) while older
+ * secrets, base64url, keep verifying as they always did. 2^256 × (62/64)^43 ≈ 2^254 secrets
+ * remain possible.
  */
 export function newSigningSecret(): string {
-  return 'whsec_' + randomBytes(32).toString('base64url');
+  for (;;) {
+    const text = randomBytes(32).toString('base64url');
+    if (/^[A-Za-z0-9]+$/.test(text)) return 'whsec_' + text;
+  }
+}
+
+/** Longest overlap a rotation may give the secret it replaces (ours). */
+export const MAX_SECRET_OVERLAP_MS = 7 * 86_400_000;
+const OVERLAP_UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * The `overlap` of a rotation (`30s`, `15m`, `24h`, `7d`) in milliseconds: more than 0, at most
+ * 7 days. Returns the problem's text instead when it is not one (the caller names the field).
+ */
+export function parseSecretOverlap(text: string): number | string {
+  const match = /^(\d{1,9})([smhd])$/.exec(text);
+  if (!match) return 'must be a duration such as 30s, 15m, 24h or 7d';
+  const ms = Number(match[1]) * OVERLAP_UNIT_MS[match[2]!]!;
+  if (ms <= 0) return 'must be more than 0';
+  if (ms > MAX_SECRET_OVERLAP_MS) return 'must be at most 7d';
+  return ms;
 }
 
 /** Longest endpoint name (as published) and URL (ours: a deviation, see README). */
@@ -95,13 +134,17 @@ export const FORBIDDEN_HEADER_NAMES = [
  * Headers our own delivery sets, or never sends. A custom header of one of our names is
  * accepted on write (clients commonly repeat Content-Type) but never sent: ours always win.
  * The forbidden names are refused on write; they are listed here too so that endpoints
- * stored before that rule still deliver.
+ * stored before that rule still deliver. The Standard Webhooks headers are ours too: a
+ * custom `webhook-signature` must not stand beside (or instead of) the real one.
  */
 export const RESERVED_HEADER_NAMES = [
   'content-type',
   'x-polyai-timestamp',
   'x-polyai-signature',
   'x-polyai-event-id',
+  'webhook-id',
+  'webhook-timestamp',
+  'webhook-signature',
   ...FORBIDDEN_HEADER_NAMES,
 ] as const;
 

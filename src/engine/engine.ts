@@ -243,6 +243,8 @@ export function createEngine(deps: EngineDeps): Engine {
         // A rule that was never evaluated (created disabled) keeps null.
         last_evaluated_at: existing?.evaluation.last_evaluated_at ?? rule.last_evaluated_at,
         current_value: null,
+        pending_since: null,
+        keep_firing_since: null,
       };
       await writer.saveDisabled(rule, evaluation, existing?.evaluation.current_state ?? rule.current_state);
       return evaluation;

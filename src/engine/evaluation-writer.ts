@@ -1,6 +1,6 @@
 import type { Metrics } from '../metrics/metrics.js';
 import type { Logger } from 'pino';
-import type { AlertRule, AlertState } from '../domain/alert-rules.js';
+import { holdDurationsOf, type AlertRule, type AlertState } from '../domain/alert-rules.js';
 import { toIso } from '../domain/clock.js';
 import type { AlertEvent } from '../domain/ports/alert-events-repository.js';
 import type { RuleEvaluation } from '../domain/ports/alert-rules-repository.js';
@@ -10,7 +10,8 @@ import type { Repositories } from '../domain/ports/repositories.js';
 import { shardOf } from '../domain/shards.js';
 import { alertEventFor } from './alert-event.js';
 import { measure, stateOf, transitionEvent } from './evaluate.js';
-import type { Entry, RuleIndex } from './rule-index.js';
+import { hold, type HoldState } from './hold.js';
+import { persistedKey, type Entry, type RuleIndex } from './rule-index.js';
 import { BUILDING, type ScopeRegistry } from './scope-registry.js';
 
 /**
@@ -52,6 +53,12 @@ export interface EvaluationWriterDeps {
   metrics?: Pick<Metrics, 'ruleTransitions' | 'detection'> | undefined;
   /** The engine's clock: detection times are measured on it. */
   now(): number;
+}
+
+/** Where an evaluation left the rule in its pending and keep-firing periods. */
+function holdStateOf(evaluation: RuleEvaluation): HoldState {
+  const ms = (iso: string | null | undefined) => (iso == null ? null : Date.parse(iso));
+  return { state: evaluation.current_state, pendingSince: ms(evaluation.pending_since), clearSince: ms(evaluation.keep_firing_since) };
 }
 
 /** The outcome of an evaluation that has just run. */
@@ -107,13 +114,17 @@ export function createEvaluationWriter(deps: EvaluationWriterDeps): EvaluationWr
       if (scope === BUILDING) return undefined;
       const previous = entry.evaluation;
       const value = measure(entry.rule, scope, now);
-      const state = stateOf(value, entry.rule);
+      // The condition, then the rule's pending and keep-firing periods (both 0 by default).
+      const held = hold(holdStateOf(previous), stateOf(value, entry.rule), now, holdDurationsOf(entry.rule));
+      const state = held.state;
       const at = toIso(now);
       const next: Evaluated = {
         current_state: state,
         since: state === previous.current_state && previous.since !== null ? previous.since : at,
         last_evaluated_at: at,
         current_value: value,
+        pending_since: held.pendingSince === null ? null : toIso(held.pendingSince),
+        keep_firing_since: held.clearSince === null ? null : toIso(held.clearSince),
       };
       entry.evaluation = next;
       if (state === previous.current_state && !persist) return undefined;
@@ -123,7 +134,7 @@ export function createEvaluationWriter(deps: EvaluationWriterDeps): EvaluationWr
       const transition = state === previous.current_state ? undefined : transitionOf(entry.rule, previous.current_state, state, value, at, event);
       return enqueue(() => store.alertRules.saveEvaluation(entry.rule.account_id, entry.rule.id, next, event, fenceFor(entry.shard), transition)).then(
         (saved) => {
-          entry.persistedValue = next.current_value;
+          entry.persisted = persistedKey(next);
           if (saved && state !== previous.current_state) {
             logStateChange(entry.rule, previous.current_state, state, next.current_value, event?.id);
             deps.metrics?.ruleTransitions.inc({ from: previous.current_state, to: state });
@@ -144,7 +155,7 @@ export function createEvaluationWriter(deps: EvaluationWriterDeps): EvaluationWr
     async flushValues() {
       const byShard = new Map<number, Entry[]>();
       for (const entry of rules.all()) {
-        if (entry.evaluation.current_value === entry.persistedValue || !deps.writable(entry.shard)) continue;
+        if (persistedKey(entry.evaluation) === entry.persisted || !deps.writable(entry.shard)) continue;
         const list = byShard.get(entry.shard);
         if (list) list.push(entry);
         else byShard.set(entry.shard, [entry]);
@@ -165,7 +176,7 @@ export function createEvaluationWriter(deps: EvaluationWriterDeps): EvaluationWr
             failed(error, shard, 'saving rule values');
             break;
           }
-          for (const { entry, evaluation } of chunk) entry.persistedValue = evaluation.current_value;
+          for (const { entry, evaluation } of chunk) entry.persisted = persistedKey(evaluation);
         }
       }
     },

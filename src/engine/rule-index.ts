@@ -10,8 +10,16 @@ export interface Entry {
   shard: number;
   scopeKey: string;
   evaluation: RuleEvaluation;
-  /** The current_value last written; a different one is flushed at the next pass. */
-  persistedValue: number | null;
+  /** What of the evaluation was last written (persistedKey); a change is flushed at the next pass. */
+  persisted: string;
+}
+
+/**
+ * What a flush writes when it changed: the value, and the rule's place in its pending and
+ * keep-firing periods (so that a restart or a new owner carries on from there).
+ */
+export function persistedKey(evaluation: RuleEvaluation): string {
+  return `${evaluation.current_value}|${evaluation.pending_since ?? ''}|${evaluation.keep_firing_since ?? ''}`;
 }
 
 /** The enabled rules held in memory: by id, by scope (what a batch touches) and by shard. */
@@ -43,8 +51,10 @@ export function createRuleIndex(): RuleIndex {
         since: rule.since,
         last_evaluated_at: rule.last_evaluated_at ?? toIso(now),
         current_value: rule.current_value,
+        pending_since: rule.pending_since,
+        keep_firing_since: rule.keep_firing_since,
       },
-      persistedValue: existing?.persistedValue ?? rule.current_value,
+      persisted: existing?.persisted ?? persistedKey(rule),
     }),
     add(entry) {
       entries.set(entry.rule.id, entry);

@@ -1,8 +1,9 @@
-import { WINDOW_MS, type AlertState } from '../domain/alert-rules.js';
+import { holdDurationsOf, WINDOW_MS } from '../domain/alert-rules.js';
 import type { TelemetryHistory } from '../domain/ports/telemetry-history.js';
 import type { SeriesCalculator, SeriesPlan, SeriesPoint, SeriesTransition } from '../domain/rule-series-service.js';
 import { ScopeAggregates } from './aggregates.js';
 import { measure, stateOf, transitionEvent } from './evaluate.js';
+import { hold, type HoldState } from './hold.js';
 import { batchTelemetry, gcd, intervalEnds, rowIntervals } from './series-input.js';
 
 /** Seconds a scope keeps buckets for: pruning more often than this would only cost time. */
@@ -33,7 +34,9 @@ export function computeSeries(plan: SeriesPlan, history: TelemetryHistory): { po
   let nextBatch = 0;
   let nextSeen = 0;
   let prunedAt = firstSecond;
-  let previous: AlertState = 'unknown';
+  // A new rule starts `unknown`, outside any pending or keep-firing period.
+  let held: HoldState = { state: 'unknown', pendingSince: null, clearSince: null };
+  const durations = holdDurationsOf(condition);
   const points: SeriesPoint[] = new Array(count);
   const transitions: SeriesTransition[] = [];
   for (let i = 0; i < count; i++) {
@@ -48,12 +51,12 @@ export function computeSeries(plan: SeriesPlan, history: TelemetryHistory): { po
     while (nextSeen < batches.seen.length && batches.seen[nextSeen]! <= at) lastSeen = Math.max(lastSeen, batches.seen[nextSeen++]!);
     scope.lastSeenAt = lastSeen;
     const value = measure(condition, scope, at);
-    const state = stateOf(value, condition);
+    const previous = held.state;
+    // The live evaluator's periods, looked at once per point (live: every second and batch).
+    held = hold(held, stateOf(value, condition), at, durations);
+    const state = held.state;
     points[i] = { at, value, state };
-    if (state !== previous) {
-      transitions.push({ at, from_state: previous, to_state: state, value, event_type: transitionEvent(previous, state) ?? null });
-      previous = state;
-    }
+    if (state !== previous) transitions.push({ at, from_state: previous, to_state: state, value, event_type: transitionEvent(previous, state) ?? null });
     if (head - prunedAt >= PRUNE_EVERY_SECONDS) {
       scope.prune(head);
       prunedAt = head;

@@ -12,6 +12,7 @@ import type { ApiKeysService } from '../domain/api-keys-service.js';
 import type { DeliveriesService } from '../domain/deliveries-service.js';
 import type { RuleHistoryService } from '../domain/rule-history-service.js';
 import type { RuleSeriesService } from '../domain/rule-series-service.js';
+import type { SilencesService } from '../domain/silences-service.js';
 import { AppError } from '../domain/errors.js';
 import type { TelemetryService } from '../domain/telemetry-service.js';
 import type { WebhookEndpointsService } from '../domain/webhook-endpoints-service.js';
@@ -24,6 +25,7 @@ import { alertRuleRoutes } from './routes/alert-rules.js';
 import { alertRoutes } from './routes/alerts.js';
 import { ruleHistoryRoutes } from './routes/rule-history.js';
 import { ruleSeriesRoutes } from './routes/rule-series.js';
+import { silenceRoutes } from './routes/silences.js';
 import { deliveryRoutes } from './routes/deliveries.js';
 import { telemetryRoutes } from './routes/telemetry.js';
 import { webhookEndpointRoutes } from './routes/webhook-endpoints.js';
@@ -56,6 +58,8 @@ export interface HttpDeps {
   notReady: () => Promise<string[]>;
   /** The live stream of an account's changes (ours). */
   stream: StreamService;
+  /** Silences: rules whose events are sent to no endpoint for a while (ours). */
+  silences: SilencesService;
   /** What GET /metrics reports; `token`, when set, is required as a bearer token. */
   metrics: { registry: Metrics['registry']; counters: TelemetryCounters; token: string | undefined };
   /** Timeouts and connection limit of the HTTP server. */
@@ -249,6 +253,7 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
     await v1.register(telemetryRoutes, { telemetry: deps.telemetry, counters: deps.metrics.counters });
     await v1.register(streamRoutes, { stream: deps.stream });
     await v1.register(deliveryRoutes, { deliveries: deps.deliveries });
+    await v1.register(silenceRoutes, { silences: deps.silences });
   });
 
   return app;

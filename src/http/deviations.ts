@@ -45,6 +45,8 @@ export const DEVIATIONS: readonly string[] = [
   `Custom \`headers\`: ${CUSTOM_HEADER_RULES}.`,
   `Webhook endpoint \`event_types\`: at most ${MAX_EVENT_TYPES_LISTED} entries (repeats are still accepted, and dropped).`,
   'Error bodies always carry `message`, and validation errors add `errors`.',
+  'Alert rule create and PATCH also take `pending_duration` and `keep_firing_duration` (ours, optional: at most 1 hour; ' +
+    'absent or `"0s"` is the published behaviour), and rules answer them with `pending_since` and `keep_firing_since`.',
 ];
 
 /** The paragraph of the OpenAPI document's info.description that lists the deviations. */

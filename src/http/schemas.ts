@@ -2,6 +2,7 @@ import { Type, type Static, type TSchema } from 'typebox';
 import { ALERT_STATES, MAX_PROJECT_ID_LENGTH, MAX_RULE_NAME_LENGTH, METRICS, OPERATORS, WINDOW_DURATIONS } from '../domain/alert-rules.js';
 import { MAX_EVENTS_PER_BATCH, MAX_LATENCY_MS, TELEMETRY_EVENT_TYPES } from '../domain/telemetry.js';
 import { DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE } from '../domain/rule-history-service.js';
+import { DEFAULT_SILENCES_PAGE, MAX_SILENCE_AHEAD_DAYS, MAX_SILENCE_COMMENT_LENGTH, MAX_SILENCES_PAGE } from '../domain/silences.js';
 import {
   MAX_CUSTOM_HEADERS,
   MAX_ENDPOINT_NAME_LENGTH,
@@ -63,6 +64,20 @@ export const ErrorBody = Type.Object(
   { description: 'Error response.' },
 );
 
+/**
+ * A pending or keep-firing period (ours): a whole number of seconds, minutes or hours in the
+ * style of window_duration; the service also checks it is at most 1 hour.
+ */
+const HoldDuration = (description: string) => Type.String({ pattern: '^(0|[1-9][0-9]{0,5})[smh]$', description });
+const HOLD_DURATION_REQUEST = {
+  pending:
+    'Ours: absent from the published contract; optional. How long the condition must hold before the rule goes to `alert`; ' +
+    'meanwhile it stays `ok` with `pending_since` set. "30s", "2m", "1h"; at most 1 hour. Default "0s": at once (the published behaviour).',
+  keepFiring:
+    'Ours: absent from the published contract; optional. How long the condition must be clear before the rule leaves `alert`; ' +
+    '"30s", "2m", "1h"; at most 1 hour. Default "0s": at once (the published behaviour).',
+};
+
 export const AlertRule = Type.Object(
   {
     id: Type.String({ pattern: RULE_ID_PATTERN, description: 'Alert rule ID.' }),
@@ -79,6 +94,22 @@ export const AlertRule = Type.Object(
     current_value: Type.Optional(NullableInteger({ description: 'Metric value at the last evaluation.' })),
     created_at: DateTime(),
     updated_at: DateTime(),
+    // Extensions (ours; test/openapi.test.ts DOCUMENTED_EXTENSIONS): optional in the schema,
+    // as the published AlertRule lacks them, and always sent.
+    silenced: Type.Optional(
+      Type.Boolean({ description: 'Ours: whether a silence (/v1/silences) matches the rule now; its events are then sent to no endpoint. Always present.' }),
+    ),
+    silenced_until: Type.Optional(
+      NullableDateTime({ description: 'Ours: when the last of the silences that match the rule now ends; null when none does. Always present.' }),
+    ),
+    pending_duration: Type.Optional(HoldDuration('Ours: how long the condition must hold before the rule goes to `alert` ("0s": at once, the published behaviour). Always present.')),
+    keep_firing_duration: Type.Optional(HoldDuration('Ours: how long the condition must be clear before the rule leaves `alert` ("0s": at once). Always present.')),
+    pending_since: Type.Optional(
+      NullableDateTime({ description: 'Ours: since when the condition holds while the rule waits out its pending_duration (its state stays `ok` meanwhile); null otherwise. Always present.' }),
+    ),
+    keep_firing_since: Type.Optional(
+      NullableDateTime({ description: 'Ours: since when the condition is clear while the rule is kept in `alert` for its keep_firing_duration; null otherwise. Always present.' }),
+    ),
   },
   { description: 'An alert rule and its current evaluation state.' },
 );
@@ -92,6 +123,8 @@ export const CreateAlertRuleBody = Type.Object(
     threshold_value: Threshold,
     window_duration: WindowDuration,
     enabled: Type.Optional(Type.Boolean({ default: true })),
+    pending_duration: Type.Optional(HoldDuration(HOLD_DURATION_REQUEST.pending)),
+    keep_firing_duration: Type.Optional(HoldDuration(HOLD_DURATION_REQUEST.keepFiring)),
   },
   { additionalProperties: false },
 );
@@ -106,6 +139,8 @@ export const UpdateAlertRuleBody = Type.Object(
     threshold_value: Type.Optional(Threshold),
     window_duration: Type.Optional(WindowDuration),
     enabled: Type.Optional(Type.Boolean()),
+    pending_duration: Type.Optional(HoldDuration(HOLD_DURATION_REQUEST.pending)),
+    keep_firing_duration: Type.Optional(HoldDuration(HOLD_DURATION_REQUEST.keepFiring)),
   },
   { additionalProperties: false, description: 'Only the fields given change.' },
 );
@@ -158,7 +193,8 @@ const CustomHeaders = (options: Record<string, unknown> = {}) =>
     ...options,
     description:
       `${(options.description as string | undefined) ?? 'Extra headers sent with every webhook.'} Ours: ${CUSTOM_HEADER_RULES}. ` +
-      'A User-Agent replaces ours; Content-Type and the X-PolyAI-* headers are reserved: accepted, never sent (ours always win).',
+      'A User-Agent replaces ours; Content-Type and the X-PolyAI-* headers are reserved, and so are the Standard Webhooks ' +
+      'webhook-id, webhook-timestamp and webhook-signature: accepted, never sent (ours always win).',
   });
 const EventTypes = Type.Array(WebhookEventType, {
   minItems: 1,
@@ -166,6 +202,12 @@ const EventTypes = Type.Array(WebhookEventType, {
   description: `Event types the endpoint receives (ours: at most ${MAX_EVENT_TYPES_LISTED} entries; repeats are dropped).`,
 });
 const Timeout = Type.Integer({ minimum: 1000, maximum: 30000, description: 'Deadline of one delivery attempt, in ms.' });
+
+const PreviousSecretExpiresAt = NullableDateTime({
+  description:
+    'Ours: until when the secret replaced by the last rotation with `?overlap=` still signs (Standard Webhooks signatures carry ' +
+    'both); null when no previous secret signs.',
+});
 
 export const WebhookEndpoint = Type.Object(
   {
@@ -178,6 +220,15 @@ export const WebhookEndpoint = Type.Object(
     timeout_ms: Type.Integer({ minimum: 1000, maximum: 30000, default: 5000 }),
     created_at: DateTime(),
     updated_at: DateTime(),
+    previous_secret_expires_at: Type.Optional(PreviousSecretExpiresAt),
+    disabled_reason: Type.Optional(
+      NullableString({
+        description:
+          'Ours: why the service disabled the endpoint itself (every delivery attempt failed for ALERTS_ENDPOINT_DISABLE_AFTER); ' +
+          'null unless it did. Enabling it (PATCH enabled: true) clears it.',
+      }),
+    ),
+    disabled_at: Type.Optional(NullableDateTime({ description: 'Ours: when the service disabled the endpoint itself; null unless it did.' })),
   },
   { description: 'A registered webhook receiver. The signing secret is never part of it.' },
 );
@@ -222,7 +273,20 @@ export const EndpointIdParams = Type.Object({
   endpoint_id: Type.String({ pattern: ENDPOINT_ID_PATTERN, description: 'Webhook endpoint ID, such as whe_9ZtRcXw3nByK5pVqMaEfJs.' }),
 });
 export const RotatedSecret = Type.Object({
-  signing_secret: Type.String({ description: 'The new secret; the previous one no longer signs anything.' }),
+  signing_secret: Type.String({ description: 'The new secret; the previous one no longer signs anything, unless `overlap` was given.' }),
+  previous_secret_expires_at: Type.Optional(PreviousSecretExpiresAt),
+});
+export const RotateSecretQuery = Type.Object({
+  overlap: Type.Optional(
+    Type.String({
+      maxLength: 16,
+      description:
+        'Ours: the replaced secret keeps signing for this long beside the new one (`30s`, `15m`, `24h`, `7d`; more than 0, at most ' +
+        '7 days): Standard Webhooks signatures carry both, X-PolyAI-Signature the new one only. Rotating again meanwhile ' +
+        'replaces the previous secret with the one being replaced. Without it the replaced secret stops at once.',
+      examples: ['24h'],
+    }),
+  ),
 });
 
 /** Error responses by status, for route schemas. */
@@ -300,7 +364,9 @@ const Attempt = Type.Object({
 });
 
 export const DeliveryStatusSchema = StringEnum(['pending', 'in_flight', 'delivered', 'failed', 'cancelled'] as const, {
-  description: 'pending: an attempt is due at next_attempt_at; failed: all attempts used or a final answer; cancelled: endpoint deleted.',
+  description:
+    'pending: an attempt is due at next_attempt_at; failed: all attempts used or a final answer; cancelled: endpoint deleted, ' +
+    'or disabled by the service (never sent; last_error says why).',
 });
 
 export const Delivery = Type.Object({
@@ -359,7 +425,8 @@ export const WebhookEventBody = Type.Object(
   {
     description:
       'Body of every webhook. Headers: X-PolyAI-Timestamp (Unix seconds), X-PolyAI-Signature (hex HMAC-SHA256 of ' +
-      '"{timestamp}.{raw body}" keyed with the signing secret), X-PolyAI-Event-ID (stable across retries).',
+      '"{timestamp}.{raw body}" keyed with the signing secret), X-PolyAI-Event-ID (stable across retries); and the ' +
+      'Standard Webhooks webhook-id, webhook-timestamp and webhook-signature (ours).',
   },
 );
 
@@ -386,6 +453,9 @@ export const RuleTransition = Type.Object({
   threshold_value: Type.Integer({ description: "The rule's threshold when it changed state (a later update does not rewrite it)." }),
   operator: ComparisonOperator,
   window_duration: WindowDuration,
+  silence_id: NullableString({
+    description: 'The silence that held the event back (written, sent to no endpoint); null when it was sent or there was none.',
+  }),
 });
 
 export const RuleHistoryPage = Type.Object({
@@ -473,3 +543,69 @@ export const RulePreview = Type.Object(
   },
   { description: `${SERIES_RANGE_DOC} The candidate rule starts in state unknown, as a new rule does, and is evaluated at each point.` },
 );
+
+// Silences (ours: /v1/silences).
+export const SILENCE_ID_PATTERN = '^sil_[A-Za-z0-9]+$';
+const SilenceTime = (description: string) =>
+  // RFC 3339 is checked by the silences domain, which names the field (as for series ranges).
+  Type.String({ maxLength: 64, description, examples: ['2026-03-15T12:00:00Z'] });
+
+export const CreateSilenceBody = Type.Object(
+  {
+    rule_id: Type.Optional(
+      Type.String({ pattern: RULE_ID_PATTERN, description: 'Matches this rule only; it must be a rule of the account (400 otherwise).' }),
+    ),
+    project_id: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: MAX_PROJECT_ID_LENGTH,
+        description: 'Matches the rules of this project (never account-wide rules, whose project_id is null).',
+      }),
+    ),
+    metric: Type.Optional({ ...Metric, description: 'Matches the rules of this metric.' } as typeof Metric),
+    starts_at: Type.Optional(SilenceTime('RFC 3339 date-time from which the silence applies (included); default: now.')),
+    ends_at: SilenceTime(
+      `RFC 3339 date-time at which it stops applying (excluded): after starts_at and after now, at most ${MAX_SILENCE_AHEAD_DAYS} days from now.`,
+    ),
+    comment: Type.String({ minLength: 1, maxLength: MAX_SILENCE_COMMENT_LENGTH, description: `Why (1 to ${MAX_SILENCE_COMMENT_LENGTH} characters).` }),
+  },
+  {
+    additionalProperties: false,
+    description: 'At least one of rule_id, project_id and metric; a rule is silenced when every one given matches it.',
+  },
+);
+export type CreateSilenceBody = Static<typeof CreateSilenceBody>;
+
+export const Silence = Type.Object(
+  {
+    id: Type.String({ pattern: SILENCE_ID_PATTERN, description: 'Silence ID.' }),
+    rule_id: NullableString({ description: 'null: any rule.' }),
+    project_id: NullableString({ description: 'null: any project.' }),
+    metric: Type.Unsafe<(typeof METRICS)[number] | null>({ type: ['string', 'null'], enum: [...METRICS, null], description: 'null: any metric.' }),
+    starts_at: DateTime({ description: 'Applies from here (included).' }),
+    ends_at: DateTime({ description: 'Until here (excluded); the time of deletion for one ended by DELETE.' }),
+    comment: Type.String(),
+    created_at: DateTime(),
+    active: Type.Boolean({ description: 'Whether it applies now (starts_at <= now < ends_at).' }),
+  },
+  { description: 'A silence: while it applies, the rules it matches change state as usual, but their events are sent to no endpoint.' },
+);
+
+export const SilencePage = Type.Object({
+  data: Type.Array(Silence, { description: 'Newest first.' }),
+  next_cursor: NullableString({ description: 'Pass as `cursor` for the next, older page; null on the last page.' }),
+});
+
+export const SilenceQuery = Type.Object({
+  active: Type.Optional(Type.Boolean({ description: 'true: only the silences that apply now; false: only those that do not (ended or not started).' })),
+  limit: Type.Optional(
+    Type.Integer({ minimum: 1, maximum: MAX_SILENCES_PAGE, default: DEFAULT_SILENCES_PAGE, description: `Silences per page, 1 to ${MAX_SILENCES_PAGE}.` }),
+  ),
+  cursor: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 64, description: 'The `next_cursor` of the previous page; omitted for the newest page.' }),
+  ),
+});
+
+export const SilenceIdParams = Type.Object({
+  silence_id: Type.String({ pattern: SILENCE_ID_PATTERN, description: 'Silence ID, such as sil_4fHq8ZtRcXw3nByK5pVqMa.' }),
+});

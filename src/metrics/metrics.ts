@@ -24,6 +24,8 @@ export interface Metrics {
   /** Webhook attempts by outcome: delivered, rejected (a non-2xx answer) or the error class. */
   readonly webhookAttempts: Counter<'outcome'>;
   readonly webhookAttemptSeconds: Histogram<'outcome'>;
+  /** Webhook endpoints this instance disabled because all their attempts failed for ALERTS_ENDPOINT_DISABLE_AFTER. */
+  readonly endpointsDisabled: Counter<never>;
   /** Registers the readers of the state gauges (called once the service is wired). */
   readGauges(readers: GaugeReaders): void;
 }
@@ -94,6 +96,11 @@ export function createMetrics(): Metrics {
       help: 'Duration of webhook attempts, by outcome.',
       labelNames: ['outcome'],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    endpointsDisabled: new Counter({
+      name: 'alerts_endpoints_disabled_total',
+      help: 'Webhook endpoints disabled by this instance because every delivery attempt failed for ALERTS_ENDPOINT_DISABLE_AFTER.',
       registers: [registry],
     }),
     readGauges(given) {

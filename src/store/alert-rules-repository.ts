@@ -1,11 +1,12 @@
 import type { Kysely, Selectable, Transaction } from 'kysely';
-import type { AlertRule, AlertState, Metric, Operator, WindowDuration } from '../domain/alert-rules.js';
+import { NO_HOLD, type AlertRule, type AlertState, type Metric, type Operator, type WindowDuration } from '../domain/alert-rules.js';
 import type { AlertRulesRepository } from '../domain/ports/alert-rules-repository.js';
 import { shardOf } from '../domain/shards.js';
 import { CHANNELS, type Change } from '../domain/ports/notifications.js';
 import { checkFence } from './cluster-repository.js';
 import { insertDeliveriesForEvent } from './deliveries-repository.js';
 import { deleteHistoryOf, insertTransition } from './rule-history-repository.js';
+import { silenceHolding } from './silences-repository.js';
 import type { StoreAdapter } from './dialect/index.js';
 import type { AlertRulesTable, Database } from './schema.js';
 
@@ -26,6 +27,10 @@ export function toAlertRule(row: Row): AlertRule {
     since: row.since,
     last_evaluated_at: row.last_evaluated_at,
     current_value: row.current_value === null ? null : Number(row.current_value),
+    pending_duration: row.pending_duration,
+    keep_firing_duration: row.keep_firing_duration,
+    pending_since: row.pending_since,
+    keep_firing_since: row.keep_firing_since,
     created_at: row.created_at,
     updated_at: row.updated_at,
   };
@@ -76,6 +81,8 @@ export function createAlertRulesRepository(
             threshold_value: rule.threshold_value,
             window_duration: rule.window_duration,
             enabled: rule.enabled ? 1 : 0,
+            pending_duration: rule.pending_duration ?? NO_HOLD,
+            keep_firing_duration: rule.keep_firing_duration ?? NO_HOLD,
             current_state: rule.current_state,
             since: rule.since,
             last_evaluated_at: null,
@@ -134,16 +141,25 @@ export function createAlertRulesRepository(
     saveEvaluation(accountId, id, evaluation, event, fence, transition) {
       return db.transaction().execute(async (trx) => {
         if (fence) await checkFence(trx, adapter, fence);
-        let update = trx.updateTable('alert_rules').set(evaluation).where('account_id', '=', accountId).where('id', '=', id);
+        let update = trx
+          .updateTable('alert_rules')
+          .set(evaluation)
+          .where('account_id', '=', accountId)
+          .where('id', '=', id)
+          .returning(['project_id', 'metric']);
         if (event) update = update.where('enabled', '=', 1);
-        const result = await update.executeTakeFirst();
-        if (result.numUpdatedRows === 0n) return false;
+        const rule = await update.executeTakeFirst();
+        if (!rule) return false;
         // A state change: other instances' cached lists show it as soon as it commits.
         await changed(trx, accountId);
-        if (transition) await insertTransition(trx, accountId, id, transition);
+        // Silences are read here, in the transaction that writes the event, not from a cache:
+        // whichever instance created one, it holds back every event written after it committed.
+        const silenceId = event ? await silenceHolding(trx, accountId, { id, project_id: rule.project_id, metric: rule.metric }, event.created_at) : undefined;
+        if (transition) await insertTransition(trx, accountId, id, transition, silenceId ?? null);
         if (event) {
+          // A silenced event is still written (the outbox and the history show it), without deliveries.
           await trx.insertInto('alert_events').values(event).execute();
-          const deliveries = await insertDeliveriesForEvent(trx, event, deliveryAttempts, Date.parse(event.created_at));
+          const deliveries = silenceId === undefined ? await insertDeliveriesForEvent(trx, event, deliveryAttempts, Date.parse(event.created_at)) : 0;
           // Any instance's worker may send them: wake them all when this commits.
           if (deliveries > 0) await adapter.notifyWithin(trx, CHANNELS.deliveries, '');
         }

@@ -1,12 +1,14 @@
 import { attemptsAfter, lastAttemptSeq } from './sql/deliveries/attempts-after.js';
 import { queueStats } from './sql/deliveries/queue-stats.js';
-import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
+import { notSentWhileDisabled } from '../domain/endpoint-health.js';
 import { ID_PREFIX, newId } from '../domain/ids.js';
 import type { AlertEvent } from '../domain/ports/alert-events-repository.js';
-import type { DeliveriesRepository } from '../domain/ports/deliveries-repository.js';
+import type { DeliveriesRepository, RecordedAttempt } from '../domain/ports/deliveries-repository.js';
 import { CHANNELS } from '../domain/ports/notifications.js';
 import type { Database } from './schema.js';
 import { claimDue } from './sql/deliveries/claim-due.js';
+import { disableFailingEndpoint } from './sql/deliveries/disable-failing-endpoint.js';
 import { toDelivery, type QueueCapabilities } from './sql/deliveries/claims.js';
 import { nextDueAt } from './sql/deliveries/next-due-at.js';
 import { reapExpired } from './sql/deliveries/reap-expired.js';
@@ -15,7 +17,10 @@ import { release } from './sql/deliveries/release.js';
 
 /**
  * Creates the deliveries of a new event, inside the transaction that writes the event: one
- * per enabled endpoint of the account subscribed to its type. Returns how many.
+ * per enabled endpoint of the account subscribed to its type, due now. An endpoint the
+ * service disabled (its attempts all failed for too long) gets one too, already cancelled and
+ * naming why: the deliveries list shows what it missed, and re-enabling it sends none of them
+ * (no flood of stale alerts). One disabled through the API gets none. Returns how many are due.
  */
 export async function insertDeliveriesForEvent(
   trx: Transaction<Database>,
@@ -25,67 +30,44 @@ export async function insertDeliveriesForEvent(
 ): Promise<number> {
   const endpoints = await trx
     .selectFrom('webhook_endpoints')
-    .select(['id', 'event_types'])
+    .select(['id', 'event_types', 'enabled', 'disabled_reason'])
     .where('account_id', '=', event.account_id)
-    .where('enabled', '=', 1)
+    .where((eb) => eb.or([eb('enabled', '=', 1), eb('disabled_reason', 'is not', null)]))
     .execute();
   const subscribed = endpoints.filter((e) => (JSON.parse(e.event_types) as string[]).includes(event.event_type));
   if (subscribed.length === 0) return 0;
   await trx
     .insertInto('webhook_deliveries')
     .values(
-      subscribed.map((endpoint) => ({
-        id: newId(ID_PREFIX.delivery),
-        account_id: event.account_id,
-        endpoint_id: endpoint.id,
-        event_id: event.id,
-        event_type: event.event_type,
-        status: 'pending',
-        attempts: 0,
-        max_attempts: maxAttempts,
-        next_attempt_at: now,
-        locked_until: null,
-        locked_by: null,
-        last_error: null,
-        created_at: event.created_at,
-        updated_at: event.created_at,
-      })),
+      subscribed.map((endpoint) => {
+        const due = endpoint.enabled === 1;
+        return {
+          id: newId(ID_PREFIX.delivery),
+          account_id: event.account_id,
+          endpoint_id: endpoint.id,
+          event_id: event.id,
+          event_type: event.event_type,
+          status: due ? 'pending' : 'cancelled',
+          attempts: 0,
+          max_attempts: maxAttempts,
+          next_attempt_at: due ? now : null,
+          locked_until: null,
+          locked_by: null,
+          last_error: due ? null : notSentWhileDisabled(endpoint.disabled_reason ?? ''),
+          created_at: event.created_at,
+          updated_at: event.created_at,
+        };
+      }),
     )
     .execute();
-  return subscribed.length;
+  return subscribed.filter((e) => e.enabled === 1).length;
 }
 
-/**
- * Cancels the unfinished deliveries of an endpoint being deleted (same transaction). One
- * in flight is cancelled too (its attempt is aborted, and not counted): should it still
- * complete, recordAttempt leaves a cancelled delivery cancelled, so it is never rescheduled
- * for an endpoint that is gone.
- */
-export async function cancelPendingDeliveries(trx: Transaction<Database>, endpointId: string, nowIso: string): Promise<void> {
-  await trx
-    .updateTable('webhook_deliveries')
-    .set((eb) => ({
-      status: 'cancelled',
-      // An attempt in flight is aborted with its endpoint: its claim's count is given back.
-      attempts: eb
-        .case()
-        .when('status', '=', 'in_flight')
-        .then(sql<number>`case when ${eb.ref('attempts')} > 0 then ${eb.ref('attempts')} - 1 else 0 end`)
-        .else(eb.ref('attempts'))
-        .end(),
-      next_attempt_at: null,
-      locked_until: null,
-      locked_by: null,
-      updated_at: nowIso,
-      last_error: 'endpoint deleted',
-    }))
-    .where('endpoint_id', '=', endpointId)
-    .where('status', 'in', ['pending', 'in_flight'])
-    .execute();
-}
+// Deleting an endpoint cancels its unfinished deliveries (webhook-endpoints-repository.ts).
+export { cancelPendingDeliveries } from './sql/deliveries/cancel-unfinished.js';
 
 interface PendingAttempt extends AttemptToRecord {
-  resolve(): void;
+  resolve(recorded: RecordedAttempt): void;
   reject(error: unknown): void;
 }
 
@@ -105,7 +87,7 @@ export function createDeliveriesRepository(db: Kysely<Database>, capabilities: Q
     db.transaction()
       .execute((trx) => recordAttempts(trx, batch))
       .then(
-        () => batch.forEach((item) => item.resolve()),
+        (failingSince) => batch.forEach((item) => item.resolve({ endpointFailingSince: failingSince.get(item.delivery.endpoint_id) ?? null })),
         (error: unknown) => batch.forEach((item) => item.reject(error)),
       );
   };
@@ -114,11 +96,13 @@ export function createDeliveriesRepository(db: Kysely<Database>, capabilities: Q
     claimDue: (owner, now, limit, leaseMs, room) => claimDue(db, capabilities, owner, now, limit, leaseMs, room),
 
     recordAttempt(delivery, attempt, outcome, nowIso) {
-      return new Promise<void>((resolve, reject) => {
+      return new Promise<RecordedAttempt>((resolve, reject) => {
         pendingAttempts.push({ delivery, attempt, outcome, nowIso, resolve, reject });
         if (pendingAttempts.length === 1) setImmediate(flushAttempts);
       });
     },
+
+    disableFailingEndpoint: (endpointId, failingSince, reason, nowIso) => disableFailingEndpoint(db, endpointId, failingSince, reason, nowIso),
 
     async release(owner, ids, now, nowIso) {
       await release(db, capabilities, owner, ids, now, nowIso);

@@ -1,13 +1,15 @@
 import type { Kysely } from 'kysely';
 import type { RetentionStore } from '../domain/retention.js';
 import { pruneHistoryBefore } from './rule-history-repository.js';
+import { pruneSilencesBefore } from './silences-repository.js';
 import type { Database } from './schema.js';
 
 const FINISHED = ['delivered', 'failed', 'cancelled'];
 
 /**
  * Deletes old webhook deliveries, their attempts and alert events, one small transaction per
- * call, through the indexes of migration 0006; and old rule history (index on `at`, 0011).
+ * call, through the indexes of migration 0006; old rule history (index on `at`, 0011); and
+ * silences that ended before the history cut-off (0013).
  */
 export function createRetentionRepository(db: Kysely<Database>): RetentionStore {
   return {
@@ -67,5 +69,9 @@ export function createRetentionRepository(db: Kysely<Database>): RetentionStore 
     },
 
     pruneHistory: (beforeIso, limit) => pruneHistoryBefore(db, beforeIso, limit),
+
+    // No index leads with ends_at (0013 has (account_id, ends_at)): a scan, of a small table:
+    // at most 100 silences per account that have not ended, and those ended within the retention.
+    pruneSilences: (beforeIso, limit) => pruneSilencesBefore(db, beforeIso, limit),
   };
 }

@@ -22,14 +22,24 @@ function toEntry(row: Selectable<AlertRuleHistoryTable>): RuleHistoryEntry {
     threshold_value: Number(row.threshold_value),
     operator: row.operator as Operator,
     window_duration: row.window_duration as WindowDuration,
+    silence_id: row.silence_id,
   };
 }
 
-/** Adds one transition to a rule's history, in the caller's transaction. */
-export async function insertTransition(trx: Kysely<Database>, accountId: string, ruleId: string, transition: RuleTransition): Promise<void> {
+/**
+ * Adds one transition to a rule's history, in the caller's transaction, with the silence that
+ * held its event back (null when none did, or it sent nothing).
+ */
+export async function insertTransition(
+  trx: Kysely<Database>,
+  accountId: string,
+  ruleId: string,
+  transition: RuleTransition,
+  silenceId: string | null = null,
+): Promise<void> {
   await trx
     .insertInto('alert_rule_history')
-    .values({ account_id: accountId, rule_id: ruleId, ...transition })
+    .values({ account_id: accountId, rule_id: ruleId, ...transition, silence_id: silenceId })
     .execute();
 }
 

@@ -39,6 +39,11 @@ export interface AlertRulesTable {
   seq: Generated<number>;
   /** shardOf(account_id): the rule is evaluated by that shard's owner. */
   shard: number;
+  /** Migration 0014: '0s' unless set; the rule's position in them, ISO or null. */
+  pending_duration: ColumnType<string, string | undefined, string>;
+  keep_firing_duration: ColumnType<string, string | undefined, string>;
+  pending_since: ColumnType<string | null, string | null | undefined, string | null>;
+  keep_firing_since: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface WebhookEndpointsTable {

@@ -21,6 +21,7 @@ import type { Database } from './schema.js';
 import { sealPlainSecrets } from './seal-secrets.js';
 import { createSecretCipher } from './secret-cipher.js';
 import { createServerLeaseRepository } from './server-lease-repository.js';
+import { createSilencesRepository } from './silences-repository.js';
 import { createWebhookEndpointsRepository } from './webhook-endpoints-repository.js';
 
 /** The repositories the domain declares (its ports), implemented on the database, and what only the store has. */
@@ -170,6 +171,7 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     // forgotten when they commit (NOTIFY sent inside their transaction).
     alertRules: createCachedAlertRulesRepository(alertRules, adapter.notifications),
     ruleHistory: createRuleHistoryRepository(db),
+    silences: createSilencesRepository(db),
     cluster: createClusterRepository(db, adapter),
     deliveries: createDeliveriesRepository(db, adapter),
     serverLease: createServerLeaseRepository(db),

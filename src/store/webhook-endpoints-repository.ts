@@ -1,7 +1,7 @@
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import { CHANNELS, type Change, type Notifications } from '../domain/ports/notifications.js';
 import type { WebhookEndpointsRepository } from '../domain/ports/webhook-endpoints-repository.js';
-import type { WebhookEndpoint, WebhookEventType } from '../domain/webhook-endpoints.js';
+import type { EndpointSecrets, WebhookEndpoint, WebhookEventType } from '../domain/webhook-endpoints.js';
 import { lockAccount } from './alert-rules-repository.js';
 import { cancelPendingDeliveries } from './deliveries-repository.js';
 import type { StoreAdapter } from './dialect/index.js';
@@ -23,6 +23,9 @@ function toEndpoint(row: Row): WebhookEndpoint {
     timeout_ms: row.timeout_ms,
     created_at: row.created_at,
     updated_at: row.updated_at,
+    previous_secret_expires_at: row.previous_secret_expires_at === null ? null : new Date(Number(row.previous_secret_expires_at)).toISOString(),
+    disabled_reason: row.disabled_reason,
+    disabled_at: row.disabled_at,
   };
 }
 
@@ -35,10 +38,25 @@ export interface SecretSharing {
 export function createWebhookEndpointsRepository(db: Kysely<Database>, cipher: SecretCipher, sharing: SecretSharing): WebhookEndpointsRepository {
   const byAccount = (accountId: string) =>
     db.selectFrom('webhook_endpoints').selectAll().where('account_id', '=', accountId);
-  // Every delivery attempt signs with the current secret; reading and decrypting it per
-  // attempt was a third of the worker's time. Rotation and deletion here go through the
-  // cache; those of other processes notify (within their transaction) and invalidate it.
-  const secrets = createWriteInvalidatedCache<string>(() => sharing.notifications.live);
+  // Every delivery attempt signs with the current secret (and the previous one during an
+  // overlap); reading and decrypting them per attempt was a third of the worker's time.
+  // Rotation and deletion here go through the cache; those of other processes notify
+  // (within their transaction) and invalidate it.
+  const secrets = createWriteInvalidatedCache<EndpointSecrets>(() => sharing.notifications.live);
+  const signingSecrets = (id: string) =>
+    secrets.read(id, async () => {
+      const row = await db
+        .selectFrom('webhook_endpoints')
+        .select(['signing_secret', 'previous_signing_secret', 'previous_secret_expires_at'])
+        .where('id', '=', id)
+        .executeTakeFirst();
+      if (!row) return undefined;
+      const previous =
+        row.previous_signing_secret === null || row.previous_secret_expires_at === null
+          ? null
+          : { secret: cipher.open(row.previous_signing_secret, id), expiresAt: Number(row.previous_secret_expires_at) };
+      return { current: cipher.open(row.signing_secret, id), previous };
+    });
   const changed = (trx: Kysely<Database>, id: string) =>
     sharing.notifyWithin(trx, CHANNELS.changes, JSON.stringify({ kind: 'endpoint', endpoint_id: id } satisfies Change));
   sharing.notifications.listen(CHANNELS.changes, (payload) => {
@@ -95,10 +113,17 @@ export function createWebhookEndpointsRepository(db: Kysely<Database>, cipher: S
 
     async update(accountId, id, patch, nowIso) {
       const { enabled, event_types, headers, ...rest } = patch;
+      // Enabling a disabled endpoint starts afresh: why the service disabled it (if it did) is
+      // history, and failures before it was disabled no longer count towards disabling it again.
+      const reenabling =
+        enabled === true
+          ? { disabled_reason: null, disabled_at: null, failing_since: sql<number | null>`case when enabled = 0 then null else failing_since end` }
+          : {};
       const row = await db
         .updateTable('webhook_endpoints')
         .set({
           ...rest,
+          ...reenabling,
           ...(enabled === undefined ? {} : { enabled: enabled ? 1 : 0 }),
           ...(event_types === undefined ? {} : { event_types: JSON.stringify(event_types) }),
           ...(headers === undefined ? {} : { headers: JSON.stringify(headers) }),
@@ -127,12 +152,20 @@ export function createWebhookEndpointsRepository(db: Kysely<Database>, cipher: S
       );
     },
 
-    replaceSecret(accountId, id, signingSecret, nowIso) {
+    replaceSecret(accountId, id, signingSecret, nowIso, previousSignsUntil) {
       return secrets.writing(id, () =>
         db.transaction().execute(async (trx) => {
           const result = await trx
             .updateTable('webhook_endpoints')
-            .set({ signing_secret: cipher.seal(signingSecret, id), updated_at: nowIso })
+            .set((eb) => ({
+              signing_secret: cipher.seal(signingSecret, id),
+              // The replaced secret moves as it is stored (sealed, bound to this endpoint like
+              // the current one): one statement, never decrypted. The right-hand side reads the
+              // row as it was before this update.
+              previous_signing_secret: previousSignsUntil === undefined ? null : eb.ref('signing_secret'),
+              previous_secret_expires_at: previousSignsUntil ?? null,
+              updated_at: nowIso,
+            }))
             .where('account_id', '=', accountId)
             .where('id', '=', id)
             .executeTakeFirst();
@@ -143,11 +176,8 @@ export function createWebhookEndpointsRepository(db: Kysely<Database>, cipher: S
       );
     },
 
-    signingSecret: (id) =>
-      secrets.read(id, async () => {
-        const row = await db.selectFrom('webhook_endpoints').select('signing_secret').where('id', '=', id).executeTakeFirst();
-        return row && cipher.open(row.signing_secret, id);
-      }),
+    signingSecret: async (id) => (await signingSecrets(id))?.current,
+    signingSecrets,
 
   };
 }

@@ -27,7 +27,7 @@ export function signatureMatches(request: ReceivedRequest, secret: string): bool
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
-const OUR_HEADERS = ['content-type', 'x-polyai-timestamp', 'x-polyai-signature', 'x-polyai-event-id'];
+const OUR_HEADERS = ['content-type', 'x-polyai-timestamp', 'x-polyai-signature', 'x-polyai-event-id', 'webhook-id', 'webhook-timestamp', 'webhook-signature'];
 
 /** How often a header name occurs in the raw request (case-insensitive). */
 export function headerCount(request: ReceivedRequest, name: string): number {
@@ -41,9 +41,10 @@ export interface VerifiedWebhook {
 }
 
 /**
- * Everything a receiver may rely on: a POST with JSON content type, each of our headers
- * exactly once, a decimal Unix timestamp, a bare lowercase hex signature that verifies with
- * `secret`, and a body that is a published WebhookEvent. Fails the test otherwise.
+ * Everything a receiver may rely on: a POST with JSON content type, each of our headers (the
+ * Standard Webhooks ones too) exactly once, a decimal Unix timestamp, a bare lowercase hex
+ * signature that verifies with `secret`, and a body that is a published WebhookEvent. Fails
+ * the test otherwise.
  */
 export function expectVerifiedWebhook(request: ReceivedRequest, secret: string): VerifiedWebhook {
   expect(request.method).toBe('POST');
@@ -57,6 +58,9 @@ export function expectVerifiedWebhook(request: ReceivedRequest, secret: string):
   expect(signatureMatches(request, secret)).toBe(true);
   const eventId = request.headers['x-polyai-event-id'] as string;
   expect(eventId).toMatch(/^\S+$/);
+  // The Standard Webhooks headers say the same (test/standard-webhooks.test.ts verifies their signature).
+  expect(request.headers['webhook-id']).toBe(eventId);
+  expect(request.headers['webhook-timestamp']).toBe(timestamp);
   const body = JSON.parse(request.body.toString('utf8')) as Record<string, any>;
   expect(validateComponent('WebhookEvent', body)).toEqual([]);
   if (body.id !== undefined) expect(body.id).toBe(eventId);

@@ -122,6 +122,8 @@ const fail = (reason: VerifyFailureReason): VerifyResult => ({ ok: false, reason
 
 /**
  * Checks that a webhook was signed with `secret`, is recent, and carries a webhook event.
+ * `secret` may be a list (several endpoints sending to one receiver, or the old and new
+ * secrets while a rotation is rolled out): the webhook verifies when any of them signed it.
  *
  * `rawBody` must be the body exactly as received (a string or the bytes), never a re-encoded
  * parsed object. Header names are matched case-insensitively. Never throws: any problem,
@@ -130,7 +132,7 @@ const fail = (reason: VerifyFailureReason): VerifyResult => ({ ok: false, reason
 export function verifyWebhook(
   rawBody: string | Buffer,
   headers: WebhookHeadersInput,
-  secret: string,
+  secret: string | readonly string[],
   options: VerifyOptions = {},
 ): VerifyResult {
   try {
@@ -158,12 +160,16 @@ function verify(rawBody: unknown, headers: unknown, secret: unknown, options: un
 
   const body = bodyBytes(rawBody);
   if (body === undefined) return fail('invalid_body');
-  if (typeof secret !== 'string' || secret === '') return fail('invalid_signature');
   if (!SIGNATURE_FORMAT.test(signature)) return fail('invalid_signature');
-  const expected = createHmac('sha256', Buffer.from(secret, 'utf8')).update(`${timestampText}.`, 'utf8').update(body).digest();
   const given = Buffer.from(signature, 'hex');
-  // Both are 32 bytes here (checked format), so timingSafeEqual cannot throw.
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return fail('invalid_signature');
+  // Every secret is tried (no early exit), so the time taken does not say which one matched.
+  let signed = false;
+  for (const candidate of secretList(secret)) {
+    const expected = createHmac('sha256', Buffer.from(candidate, 'utf8')).update(`${timestampText}.`, 'utf8').update(body).digest();
+    // Both are 32 bytes here (checked format), so timingSafeEqual cannot throw.
+    if (given.length === expected.length && timingSafeEqual(given, expected)) signed = true;
+  }
+  if (!signed) return fail('invalid_signature');
 
   // Only a correctly signed request gets this far, so these reasons point at clocks or replays.
   const { toleranceSeconds, now } = readOptions(options);
@@ -176,6 +182,12 @@ function verify(rawBody: unknown, headers: unknown, secret: unknown, options: un
   // The header is not signed; the body's id is. A different header would defeat de-duplication.
   if (event.id !== undefined && event.id !== eventId) return fail('invalid_body');
   return { ok: true, event, eventId, timestamp };
+}
+
+/** The usable secrets given: one string or a list of them; anything else (empty, not a string) is skipped. */
+function secretList(secret: unknown): string[] {
+  const list: unknown[] = typeof secret === 'string' ? [secret] : Array.isArray(secret) ? [...(secret as unknown[])] : [];
+  return list.filter((s): s is string => typeof s === 'string' && s !== '');
 }
 
 /** The single value of a header, trimmed; undefined when absent, empty or repeated. */

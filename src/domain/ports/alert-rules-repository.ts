@@ -3,7 +3,10 @@ import type { AlertEvent } from './alert-events-repository.js';
 import type { Fence } from './cluster-repository.js';
 import type { RuleTransition } from './rule-history-repository.js';
 
-export interface NewAlertRuleRow extends AlertRuleSettings {
+/** A rule to insert; without pending or keep-firing periods, none (`0s`). */
+export interface NewAlertRuleRow extends Omit<AlertRuleSettings, 'pending_duration' | 'keep_firing_duration'> {
+  pending_duration?: string | undefined;
+  keep_firing_duration?: string | undefined;
   id: string;
   current_state: AlertState;
   since: string | null;
@@ -26,6 +29,10 @@ export interface AlertRulesRepository {
    * FencedError, writing nothing, when this instance no longer owns the rule's shard.
    * A `transition` (a change of state) is added to the rule's history in that transaction,
    * only when the rule row was updated.
+   * Silences (ours): the event gets no deliveries when a silence of the account matches the
+   * rule (its id, project and metric as stored) at the event's time; the silence is read in
+   * this transaction, so one committed through any instance counts, and the history row
+   * names it (`silence_id`).
    */
   saveEvaluation(
     accountId: string,
@@ -47,4 +54,7 @@ export interface RuleEvaluation {
   /** Null for a rule that has never been evaluated (one created disabled). */
   last_evaluated_at: string | null;
   current_value: number | null;
+  /** Ours (pending and keep-firing periods): where the rule is in them; absent is null. */
+  pending_since?: string | null;
+  keep_firing_since?: string | null;
 }

@@ -73,6 +73,15 @@ export type AttemptOutcome =
   | { kind: 'retry'; nextAttemptAt: number; error: string }
   | { kind: 'failed'; error: string };
 
+/** What recording an attempt tells the worker about its endpoint, once committed. */
+export interface RecordedAttempt {
+  /**
+   * Epoch ms of the endpoint's first failed attempt since its last success (null while it
+   * succeeds), as this transaction left it: whether it now fails for too long.
+   */
+  endpointFailingSince: number | null;
+}
+
 /** Claims reaped: they ended without a recorded result (their instance died, or stalled past the lease). */
 export interface ReapedClaims {
   /** Due again now, their attempt counted. */
@@ -138,8 +147,20 @@ export interface DeliveriesRepository {
    * meanwhile (and perhaps taken again) keeps the state it has now, and a cancelled delivery
    * stays cancelled. The attempt row itself is always inserted: the receiver saw it, and it
    * carries its own number, so the history is true and numbers never repeat.
+   *
+   * In the same transaction, under the same claim, the endpoint's `failing_since`: cleared by
+   * a success (or moved to the first failure after it, in the same batch), set by a failure
+   * when it was clear. The answer carries it as committed.
    */
-  recordAttempt(delivery: ClaimedDelivery, attempt: AttemptRecord, outcome: AttemptOutcome, nowIso: string): Promise<void>;
+  recordAttempt(delivery: ClaimedDelivery, attempt: AttemptRecord, outcome: AttemptOutcome, nowIso: string): Promise<RecordedAttempt>;
+  /**
+   * Disables an endpoint whose attempts have all failed since `failingSince` (the service
+   * decided it is too long), naming `reason`, and cancels its unfinished deliveries (their
+   * last_error names it too), in one transaction. Only while the endpoint is still enabled
+   * and still failing since exactly that time: of several instances that saw it cross the
+   * limit one disables it, and never one that succeeded meanwhile. True when this call did.
+   */
+  disableFailingEndpoint(endpointId: string, failingSince: number, reason: string, nowIso: string): Promise<boolean>;
   /**
    * Puts deliveries claimed by `owner` back as due now, giving back the attempt their claim
    * counted: none was made, or it was aborted before any answer (shutdown, endpoint

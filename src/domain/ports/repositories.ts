@@ -6,6 +6,7 @@ import type { ClusterRepository } from './cluster-repository.js';
 import type { DeliveriesRepository } from './deliveries-repository.js';
 import type { RuleHistoryRepository } from './rule-history-repository.js';
 import type { ServerLeaseRepository } from './server-lease-repository.js';
+import type { SilencesRepository } from './silences-repository.js';
 import type { TelemetryHistoryRepository } from './telemetry-history.js';
 import type { TelemetryRepository } from './telemetry-repository.js';
 import type { TelemetryRollupRepository } from './telemetry-rollup-repository.js';
@@ -19,6 +20,8 @@ export interface Repositories {
   /** The state transitions of rules (written by alertRules.saveEvaluation). */
   readonly ruleHistory: RuleHistoryRepository;
   readonly webhookEndpoints: WebhookEndpointsRepository;
+  /** Silences (ours); alertRules.saveEvaluation reads them in its own transaction. */
+  readonly silences: SilencesRepository;
   readonly telemetry: TelemetryRepository;
   /** Stored batches rolled up per second and per minute, exactly once (see src/engine/telemetry-rollup.ts). */
   readonly telemetryRollups: TelemetryRollupRepository;
@@ -30,6 +33,6 @@ export interface Repositories {
   readonly cluster: ClusterRepository;
   /** Which server runs on a SQLite database (see src/server-lease.ts). */
   readonly serverLease: ServerLeaseRepository;
-  /** Deletes webhook deliveries, attempts, alert events and rule history past their retention. */
+  /** Deletes webhook deliveries, attempts, alert events, rule history and ended silences past their retention. */
   readonly retention: RetentionStore;
 }

@@ -24,6 +24,11 @@ export interface RuleTransition {
 /** A stored transition; `seq` grows with every row written and orders the history. */
 export interface RuleHistoryEntry extends RuleTransition {
   seq: number;
+  /**
+   * The silence (ours) that held the transition's event back: written, but sent to no
+   * endpoint. Null when the event was sent, or the transition sent nothing.
+   */
+  silence_id: string | null;
 }
 
 export interface RuleHistoryRepository {

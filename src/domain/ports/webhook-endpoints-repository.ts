@@ -1,4 +1,4 @@
-import type { WebhookEndpoint, WebhookEndpointFilter, WebhookEndpointPatch, WebhookEndpointSettings } from '../webhook-endpoints.js';
+import type { EndpointSecrets, WebhookEndpoint, WebhookEndpointFilter, WebhookEndpointPatch, WebhookEndpointSettings } from '../webhook-endpoints.js';
 
 export interface WebhookEndpointsRepository {
   /** Inserts the endpoint unless the account already has `limit`; atomic under concurrency. */
@@ -13,8 +13,15 @@ export interface WebhookEndpointsRepository {
   update(accountId: string, id: string, patch: WebhookEndpointPatch, nowIso: string): Promise<WebhookEndpoint | undefined>;
   /** Deletes the endpoint and cancels its pending deliveries, atomically. */
   delete(accountId: string, id: string, nowIso: string): Promise<boolean>;
-  /** Replaces the signing secret; false when the endpoint does not exist. */
-  replaceSecret(accountId: string, id: string, signingSecret: string, nowIso: string): Promise<boolean>;
-  /** The current signing secret, for signing deliveries. */
+  /**
+   * Replaces the signing secret; false when the endpoint does not exist. With
+   * `previousSignsUntil` (epoch ms) the secret being replaced becomes the previous one, signing
+   * too until then (whatever previous secret there was is dropped); without it the endpoint
+   * keeps no previous secret.
+   */
+  replaceSecret(accountId: string, id: string, signingSecret: string, nowIso: string, previousSignsUntil?: number): Promise<boolean>;
+  /** The current signing secret. */
   signingSecret(id: string): Promise<string | undefined>;
+  /** The current signing secret and the previous one with its expiry, for signing deliveries. */
+  signingSecrets(id: string): Promise<EndpointSecrets | undefined>;
 }

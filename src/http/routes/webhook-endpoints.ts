@@ -7,6 +7,7 @@ import {
   EndpointIdParams,
   errorResponses,
   RotatedSecret,
+  RotateSecretQuery,
   UpdateWebhookEndpointBody,
   WebhookEndpoint,
   WebhookEndpointCreated,
@@ -108,11 +109,14 @@ export const webhookEndpointRoutes: FastifyPluginAsyncTypebox<{ endpoints: Webho
         tags: TAGS,
         operationId: 'rotateWebhookSigningSecret',
         summary: 'Rotate the signing secret',
-        description: 'Issues a new signing secret; the previous one stops signing at once.',
+        description:
+          'Issues a new signing secret; the previous one stops signing at once, or (ours) keeps signing for `overlap` ' +
+          'beside the new one.',
         params: EndpointIdParams,
-        response: { 200: RotatedSecret, ...errorResponses(401, 404, 422, 500) },
+        querystring: RotateSecretQuery,
+        response: { 200: RotatedSecret, ...errorResponses(400, 401, 404, 422, 500) },
       },
     },
-    async (request) => endpoints.rotateSecret(request.accountId, request.params.endpoint_id),
+    async (request) => endpoints.rotateSecret(request.accountId, request.params.endpoint_id, request.query.overlap),
   );
 };

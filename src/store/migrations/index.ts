@@ -13,6 +13,7 @@ import { clusterMigration } from './0010-cluster.js';
 import { historyAndRollupsMigration } from './0011-history-and-rollups.js';
 import { streamIndexMigration } from './0012-stream-index.js';
 import { alertingControlsMigration } from './0013-alerting-controls.js';
+import { pendingAndKeepFiringMigration } from './0014-pending-and-keep-firing.js';
 
 /** Every schema version in order; names sort in the order they must run. */
 export function migrationProvider(dialect: MigrationDialect): MigrationProvider {
@@ -32,6 +33,7 @@ export function migrationProvider(dialect: MigrationDialect): MigrationProvider 
         '0011-history-and-rollups': historyAndRollupsMigration(dialect),
         '0012-stream-index': streamIndexMigration,
         '0013-alerting-controls': alertingControlsMigration(dialect),
+        '0014-pending-and-keep-firing': pendingAndKeepFiringMigration,
       };
     },
   };

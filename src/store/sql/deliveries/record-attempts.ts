@@ -32,7 +32,7 @@ const claimOf = ({ delivery }: AttemptToRecord) => sql`(cast(${delivery.id} as t
  * instance that reaped or claimed the delivery again has written since; and a delivery
  * cancelled meanwhile (endpoint deleted) stays cancelled.
  */
-export async function recordAttempts(trx: Transaction<Database>, batch: readonly AttemptToRecord[]): Promise<void> {
+export async function recordAttempts(trx: Transaction<Database>, batch: readonly AttemptToRecord[]): Promise<Map<string, number | null>> {
   // Multi-row statements: two per batch for the common case instead of two per attempt.
   for (let i = 0; i < batch.length; i += ATTEMPT_ROWS) {
     await trx
@@ -40,6 +40,8 @@ export async function recordAttempts(trx: Transaction<Database>, batch: readonly
       .values(batch.slice(i, i + ATTEMPT_ROWS).map((item) => item.attempt))
       .execute();
   }
+  // Before the deliveries' states change: the claims are checked on them as they stand.
+  const failingSince = await recordEndpointHealth(trx, batch);
   const delivered = batch.filter((item) => item.outcome.kind === 'delivered');
   for (let i = 0; i < delivered.length; i += DELIVERED_ROWS) {
     const chunk = delivered.slice(i, i + DELIVERED_ROWS);
@@ -74,4 +76,59 @@ export async function recordAttempts(trx: Transaction<Database>, batch: readonly
       .where('attempts', '=', delivery.attempts)
       .execute();
   }
+  return failingSince;
+}
+
+const startOf = (item: AttemptToRecord) => Date.parse(item.attempt.started_at);
+
+/** The claim an attempt was made under still stands: its delivery is in flight under it. */
+const claimStands = (item: AttemptToRecord) =>
+  sql<boolean>`exists (select 1 from webhook_deliveries d where d.id = ${item.delivery.id} and d.status = 'in_flight' and d.locked_by = ${item.delivery.locked_by} and d.attempts = ${item.delivery.attempts})`;
+
+/**
+ * Each endpoint's `failing_since` after the batch's attempts (epoch ms of its first failed
+ * attempt since its last success; null while it succeeds), written under the claim of the
+ * attempt that decides it, so a stalled instance whose claim was reaped cannot undo what
+ * happened since. Returns the value committed for the endpoints that had a failure here.
+ *
+ * - A success (the last one, by start): cleared, or the first failure that started after it.
+ * - Failures only: the first one, unless the endpoint was already failing.
+ */
+async function recordEndpointHealth(trx: Transaction<Database>, batch: readonly AttemptToRecord[]): Promise<Map<string, number | null>> {
+  const byEndpoint = new Map<string, AttemptToRecord[]>();
+  for (const item of batch) {
+    const list = byEndpoint.get(item.delivery.endpoint_id);
+    if (list) list.push(item);
+    else byEndpoint.set(item.delivery.endpoint_id, [item]);
+  }
+  const failing: string[] = [];
+  // In one order everywhere: two instances recording attempts of the same endpoints at once
+  // take their row locks in the same order, and never wait for each other in a cycle.
+  for (const [endpointId, items] of [...byEndpoint].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const successes = items.filter((item) => item.outcome.kind === 'delivered');
+    const failures = items.filter((item) => item.outcome.kind !== 'delivered');
+    if (failures.length > 0) failing.push(endpointId);
+    const earliest = (list: AttemptToRecord[]) => list.reduce((a, b) => (startOf(b) < startOf(a) ? b : a));
+    if (successes.length > 0) {
+      const last = successes.reduce((a, b) => (startOf(b) >= startOf(a) ? b : a));
+      const after = failures.filter((item) => startOf(item) > startOf(last));
+      const since = after.length > 0 ? startOf(earliest(after)) : null;
+      let update = trx.updateTable('webhook_endpoints').set({ failing_since: since }).where('id', '=', endpointId).where(claimStands(last));
+      // The common case (all delivered, nothing failing) writes nothing.
+      if (since === null) update = update.where('failing_since', 'is not', null);
+      await update.execute();
+    } else {
+      const first = earliest(failures);
+      await trx
+        .updateTable('webhook_endpoints')
+        .set({ failing_since: startOf(first) })
+        .where('id', '=', endpointId)
+        .where('failing_since', 'is', null)
+        .where(claimStands(first))
+        .execute();
+    }
+  }
+  if (failing.length === 0) return new Map();
+  const rows = await trx.selectFrom('webhook_endpoints').select(['id', 'failing_since']).where('id', 'in', failing).execute();
+  return new Map(rows.map((row) => [row.id, row.failing_since === null ? null : Number(row.failing_since)]));
 }
