@@ -1,7 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
-import { closedPort, startHttpsReceiver, type HttpsReceiver } from './helpers/https-receiver.js';
+import { closedPort } from './helpers/https-receiver.js';
+import { metricSample, useCleanups } from './helpers/cleanups.js';
 import { startTestServer, testClock, type TestServer } from './helpers/server.js';
 import { createEndpoint, createErrorRule, listDeliveries, resolveAlerts, sendApiError, triggerAlert } from './helpers/webhook-fixtures.js';
 
@@ -20,33 +21,23 @@ const MINUTE = 60 * SECOND;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const { defer, receiver } = useCleanups();
 
 async function server(clock: ReturnType<typeof testClock>, env: Record<string, string> = {}) {
   const lines: string[] = [];
   const logger = createLogger('info', { write: (line: string) => void lines.push(line) });
   const s = await startTestServer({ clock, logger, env: { ALERTS_WEBHOOK_ALLOWED_CIDRS: '127.0.0.1/32', ...env } });
-  cleanups.push(() => s.close());
+  defer(() => s.close());
   return Object.assign(s, { logs: () => lines.map((line) => JSON.parse(line) as Record<string, any>) });
 }
 
-async function receiver(): Promise<HttpsReceiver> {
-  const r = await startHttpsReceiver();
-  cleanups.push(() => r.close());
-  return r;
-}
 
 const drain = (s: TestServer) => s.service.deliveryWorker.drain();
 const iso = (ms: number) => new Date(ms).toISOString();
 const getEndpoint = async (s: TestServer, id: string) => (await s.request('GET', `/v1/webhook-endpoints/${id}`)).body;
 
 async function metric(s: TestServer, name: string): Promise<number | undefined> {
-  const text = await (await fetch(`${s.baseUrl}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line === undefined ? undefined : Number(line.slice(name.length + 1));
+  return metricSample(await (await fetch(`${s.baseUrl}/metrics`)).text(), name);
 }
 
 async function failingSince(s: TestServer, id: string): Promise<number | null> {

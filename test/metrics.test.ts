@@ -2,41 +2,28 @@
  * GET /metrics (Prometheus text format, prom-client): after known traffic through the real
  * API, on a real HTTPS receiver, each figure is exactly what happened; the bearer token.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { startHttpsReceiver, type HttpsReceiver } from './helpers/https-receiver.js';
+import { describe, expect, it } from 'vitest';
+import { metricSample as sample, useCleanups } from './helpers/cleanups.js';
 import { startTestServer, testClock, type TestServer } from './helpers/server.js';
 import { createEndpoint, createErrorRule, eventually, PROJECT, resolveAlerts } from './helpers/webhook-fixtures.js';
 
 const START = Date.parse('2026-03-15T10:30:00.000Z');
 const TOKEN = 'metrics-token-0123456789abcdef';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const { defer, receiver } = useCleanups();
 
 async function server(env: Record<string, string> = {}, clock = testClock(START)): Promise<TestServer> {
   const s = await startTestServer({ clock, env: { ALERTS_WEBHOOK_ALLOWED_CIDRS: '127.0.0.1/32', ALERTS_DELIVERY_WORKER: 'on', ...env } });
-  cleanups.push(() => s.close());
+  defer(() => s.close());
   return s;
 }
 
-async function receiver(): Promise<HttpsReceiver> {
-  const r = await startHttpsReceiver();
-  cleanups.push(() => r.close());
-  return r;
-}
 
 async function scrape(s: TestServer, headers: Record<string, string> = {}): Promise<{ status: number; type: string; text: string }> {
   const response = await fetch(`${s.baseUrl}/metrics`, { headers });
   return { status: response.status, type: response.headers.get('content-type') ?? '', text: await response.text() };
 }
 
-/** The value of one sample (`name{labels}`, labels in the order prom-client writes them), or undefined. */
-function sample(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
 
 const send = (s: TestServer, body: unknown, headers: Record<string, string> = {}) =>
   fetch(`${s.baseUrl}/v1/telemetry/events`, { method: 'POST', headers: { 'x-api-key': s.key, 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });

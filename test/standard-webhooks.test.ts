@@ -1,9 +1,9 @@
 import { createHmac } from 'node:crypto';
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { newSigningSecret } from '../src/domain/webhook-endpoints.js';
 import type { ReceivedRequest } from './helpers/https-receiver.js';
-import { startHttpsReceiver, type HttpsReceiver } from './helpers/https-receiver.js';
+import { useCleanups } from './helpers/cleanups.js';
 import { snapshotDatabase, startTestServer, testClock, type TestServer } from './helpers/server.js';
 import {
   createEndpoint,
@@ -27,22 +27,14 @@ const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const ALLOW_RECEIVERS = { ALERTS_WEBHOOK_ALLOWED_CIDRS: '127.0.0.1/32' };
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const { defer, receiver } = useCleanups();
 
 async function server(clock = testClock(START)) {
   const s = await startTestServer({ clock, env: ALLOW_RECEIVERS });
-  cleanups.push(() => s.close());
+  defer(() => s.close());
   return s;
 }
 
-async function receiver(): Promise<HttpsReceiver> {
-  const r = await startHttpsReceiver();
-  cleanups.push(() => r.close());
-  return r;
-}
 
 const drain = (s: TestServer) => s.service.deliveryWorker.drain();
 const iso = (ms: number) => new Date(ms).toISOString();

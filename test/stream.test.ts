@@ -8,31 +8,23 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MAX_STREAMS_PER_ACCOUNT } from '../src/http/routes/stream.js';
 import { dropDatabaseFor, onPostgres } from './helpers/database.js';
-import { startHttpsReceiver, type HttpsReceiver } from './helpers/https-receiver.js';
+import { useCleanups } from './helpers/cleanups.js';
 import { startTestServer, testClock, type TestServer } from './helpers/server.js';
 import { createEndpoint, createErrorRule, eventually, resolveAlerts, sendApiError } from './helpers/webhook-fixtures.js';
 
 const START = Date.parse('2026-03-15T10:30:00.000Z');
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const { defer, receiver } = useCleanups();
 
 async function server(clock = testClock(START), env: Record<string, string> = {}): Promise<TestServer> {
   const s = await startTestServer({ clock, env: { ALERTS_WEBHOOK_ALLOWED_CIDRS: '127.0.0.1/32', ALERTS_DELIVERY_WORKER: 'on', ...env } });
-  cleanups.push(() => s.close());
+  defer(() => s.close());
   return s;
 }
 
-async function receiver(): Promise<HttpsReceiver> {
-  const r = await startHttpsReceiver();
-  cleanups.push(() => r.close());
-  return r;
-}
 
 interface Message {
   id: string | undefined;
@@ -118,7 +110,7 @@ async function openStream(s: TestServer, options: { key?: string; lastEventId?: 
     },
     close: () => abort.abort(),
   };
-  cleanups.push(async () => {
+  defer(async () => {
     stream.close();
     await stream.ended;
   });
@@ -259,16 +251,16 @@ describe('GET /v1/stream', () => {
 
   it.runIf(onPostgres)("is served by any instance: a stream on one that does not own the account shows what its owner commits, and resumes on the other", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'alerts-stream-cluster-'));
-    cleanups.push(async () => {
+    defer(async () => {
       rmSync(dir, { recursive: true, force: true });
       await dropDatabaseFor(dir);
     });
     const env = { ALERTS_LEASE_TTL: '2s', ALERTS_WEBHOOK_ALLOWED_CIDRS: '127.0.0.1/32', ALERTS_DELIVERY_WORKER: 'on' };
     const clock = testClock(START);
     const first = await startTestServer({ dir, clock, env });
-    cleanups.push(() => first.close());
+    defer(() => first.close());
     const second = await startTestServer({ dir, clock, env });
-    cleanups.push(() => second.close());
+    defer(() => second.close());
     await first.service.coordinator.rebalance();
     await second.service.coordinator.rebalance();
     await eventually(async () => first.service.coordinator.held().length + second.service.coordinator.held().length, (n) => n === 64);
