@@ -99,4 +99,16 @@ describe('a request that arrives during shutdown', () => {
     expect(expectOurShape(outcome, 503)).toMatch(/shutting down/);
     expect(outcome.headers.connection).toBe('close');
   });
+
+  it('does not wait for a connection that has not sent a byte: the server closes at once, and closes it', async () => {
+    const c = await openRaw(port);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const started = performance.now();
+    await server!.close();
+    server = undefined;
+    expect(performance.now() - started).toBeLessThan(1000);
+    const outcome = await c.outcome(1000);
+    expect(outcome.closed).toBe(true);
+    expect(outcome.text).toBe('');
+  });
 });

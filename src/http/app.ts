@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -168,8 +170,20 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
 
   // Set once shutdown starts; see the hooks below.
   let closing = false;
+  // Connections that have not sent a request yet (a client's spare connection) are not idle to
+  // Node, so a graceful close would wait for their client to give up: at close they go, and
+  // any opened from then on too. One that has sent a request finishes it as before.
+  const unused = new Set<Socket>();
+  app.server.on('connection', (socket: Socket) => {
+    if (closing) return void socket.destroy();
+    unused.add(socket);
+    socket.once('close', () => unused.delete(socket));
+  });
+  app.server.on('request', (request: IncomingMessage) => void unused.delete(request.socket));
   app.addHook('preClose', async () => {
     closing = true;
+    // Only those that have not sent a byte: one that has sent part of a request gets its 503.
+    for (const socket of unused) if (socket.bytesRead === 0) socket.destroy();
   });
 
   app.addHook('onRequest', async (request, reply) => {
