@@ -4,6 +4,8 @@ import type { SilencesRepository, StoredSilence } from '../domain/ports/silences
 import type { Silence } from '../domain/silences.js';
 import { lockAccount } from './alert-rules-repository.js';
 import type { Database, SilencesTable } from './schema.js';
+import type { StoreAdapter } from './dialect/index.js';
+import { CHANNELS, type Change } from '../domain/ports/notifications.js';
 
 /**
  * The `silences` table (migration 0013). Times are ISO-8601 UTC with milliseconds, so they
@@ -66,8 +68,11 @@ export async function pruneSilencesBefore(db: Kysely<Database>, beforeIso: strin
   return Number(result.numDeletedRows);
 }
 
-export function createSilencesRepository(db: Kysely<Database>): SilencesRepository {
+export function createSilencesRepository(db: Kysely<Database>, adapter: Pick<StoreAdapter, 'notifyWithin'>): SilencesRepository {
   const byAccount = (accountId: string) => db.selectFrom('silences').selectAll().where('account_id', '=', accountId);
+  // Other instances cache what silences an account has: they forget it when this commits.
+  const changed = (trx: Kysely<Database>, accountId: string) =>
+    adapter.notifyWithin(trx, CHANNELS.changes, JSON.stringify({ kind: 'silences', account_id: accountId } satisfies Change));
 
   return {
     insertWithinLimit(silence, limit, nowIso) {
@@ -82,6 +87,7 @@ export function createSilencesRepository(db: Kysely<Database>): SilencesReposito
           .executeTakeFirstOrThrow();
         if (Number(count) >= limit) return 'limit_exceeded' as const;
         const row = await trx.insertInto('silences').values(silence).returningAll().executeTakeFirstOrThrow();
+        await changed(trx, silence.account_id);
         return withoutSeq(toSilence(row));
       });
     },
@@ -113,6 +119,7 @@ export function createSilencesRepository(db: Kysely<Database>): SilencesReposito
           .where('ends_at', '>', nowIso)
           .returningAll()
           .executeTakeFirst();
+        if (ended) await changed(trx, accountId);
         const current = ended ?? (await trx.selectFrom('silences').selectAll().where('id', '=', id).executeTakeFirstOrThrow());
         return withoutSeq(toSilence(current));
       });
@@ -120,6 +127,11 @@ export function createSilencesRepository(db: Kysely<Database>): SilencesReposito
 
     async activeAt(accountId, atIso) {
       const rows = await byAccount(accountId).where('ends_at', '>', atIso).where('starts_at', '<=', atIso).orderBy('seq').execute();
+      return rows.map((row) => withoutSeq(toSilence(row)));
+    },
+
+    async notEndedAt(accountId, atIso) {
+      const rows = await byAccount(accountId).where('ends_at', '>', atIso).orderBy('seq').execute();
       return rows.map((row) => withoutSeq(toSilence(row)));
     },
   };

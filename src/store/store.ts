@@ -5,6 +5,7 @@ import { AppError } from '../domain/errors.js';
 import { createAccountsRepository, createApiKeysRepository } from './accounts-repository.js';
 import { createAlertRulesRepository } from './alert-rules-repository.js';
 import { createCachedAlertRulesRepository } from './cached-alert-rules-repository.js';
+import { createCachedSilencesRepository } from './cached-silences-repository.js';
 import { createAdapter, type StoreAdapter, type WriteHealth } from './dialect/index.js';
 import { createClusterRepository } from './cluster-repository.js';
 import type { Notifications } from '../domain/ports/notifications.js';
@@ -171,7 +172,8 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     // forgotten when they commit (NOTIFY sent inside their transaction).
     alertRules: createCachedAlertRulesRepository(alertRules, adapter.notifications),
     ruleHistory: createRuleHistoryRepository(db),
-    silences: createSilencesRepository(db),
+    // Read on every rule answer: kept in memory, forgotten when any instance changes them.
+    silences: createCachedSilencesRepository(createSilencesRepository(db, adapter), adapter.notifications),
     cluster: createClusterRepository(db, adapter),
     deliveries: createDeliveriesRepository(db, adapter),
     serverLease: createServerLeaseRepository(db),

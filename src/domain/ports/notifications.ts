@@ -25,7 +25,9 @@ export type Change =
   /** Without an account: the values of many accounts' rules were flushed (every second). */
   | { kind: 'rules'; account_id?: string }
   | { kind: 'api_keys' }
-  | { kind: 'endpoint'; endpoint_id: string };
+  | { kind: 'endpoint'; endpoint_id: string }
+  /** An account's silences were created or ended. */
+  | { kind: 'silences'; account_id: string };
 
 export interface RuleRequest {
   request_id: string;

@@ -31,4 +31,6 @@ export interface SilencesRepository {
   end(accountId: string, id: string, nowIso: string): Promise<Silence | undefined>;
   /** The account's silences in effect at `atIso`. */
   activeAt(accountId: string, atIso: string): Promise<Silence[]>;
+  /** The account's silences that have not ended at `atIso` (those that start later included), by seq. */
+  notEndedAt(accountId: string, atIso: string): Promise<Silence[]>;
 }
