@@ -11,7 +11,7 @@ import { shardOf } from '../domain/shards.js';
 import { alertEventFor } from './alert-event.js';
 import { measure, stateOf, transitionEvent } from './evaluate.js';
 import { hold, type HoldState } from './hold.js';
-import { persistedKey, type Entry, type RuleIndex } from './rule-index.js';
+import { persistedOf, unpersisted, type Entry, type RuleIndex } from './rule-index.js';
 import { BUILDING, type ScopeRegistry } from './scope-registry.js';
 
 /**
@@ -134,7 +134,7 @@ export function createEvaluationWriter(deps: EvaluationWriterDeps): EvaluationWr
       const transition = state === previous.current_state ? undefined : transitionOf(entry.rule, previous.current_state, state, value, at, event);
       return enqueue(() => store.alertRules.saveEvaluation(entry.rule.account_id, entry.rule.id, next, event, fenceFor(entry.shard), transition)).then(
         (saved) => {
-          entry.persisted = persistedKey(next);
+          entry.persisted = persistedOf(next);
           if (saved && state !== previous.current_state) {
             logStateChange(entry.rule, previous.current_state, state, next.current_value, event?.id);
             deps.metrics?.ruleTransitions.inc({ from: previous.current_state, to: state });
@@ -155,7 +155,7 @@ export function createEvaluationWriter(deps: EvaluationWriterDeps): EvaluationWr
     async flushValues() {
       const byShard = new Map<number, Entry[]>();
       for (const entry of rules.all()) {
-        if (persistedKey(entry.evaluation) === entry.persisted || !deps.writable(entry.shard)) continue;
+        if (!unpersisted(entry.evaluation, entry.persisted) || !deps.writable(entry.shard)) continue;
         const list = byShard.get(entry.shard);
         if (list) list.push(entry);
         else byShard.set(entry.shard, [entry]);
@@ -176,7 +176,7 @@ export function createEvaluationWriter(deps: EvaluationWriterDeps): EvaluationWr
             failed(error, shard, 'saving rule values');
             break;
           }
-          for (const { entry, evaluation } of chunk) entry.persisted = persistedKey(evaluation);
+          for (const { entry, evaluation } of chunk) entry.persisted = persistedOf(evaluation);
         }
       }
     },

@@ -10,16 +10,27 @@ export interface Entry {
   shard: number;
   scopeKey: string;
   evaluation: RuleEvaluation;
-  /** What of the evaluation was last written (persistedKey); a change is flushed at the next pass. */
-  persisted: string;
+  /** What of the evaluation was last written; a change (unpersisted) is flushed at the next pass. */
+  persisted: Persisted;
 }
 
 /**
  * What a flush writes when it changed: the value, and the rule's place in its pending and
  * keep-firing periods (so that a restart or a new owner carries on from there).
  */
-export function persistedKey(evaluation: RuleEvaluation): string {
-  return `${evaluation.current_value}|${evaluation.pending_since ?? ''}|${evaluation.keep_firing_since ?? ''}`;
+export type Persisted = Pick<RuleEvaluation, 'current_value' | 'pending_since' | 'keep_firing_since'>;
+
+export function persistedOf(evaluation: RuleEvaluation): Persisted {
+  return { current_value: evaluation.current_value, pending_since: evaluation.pending_since ?? null, keep_firing_since: evaluation.keep_firing_since ?? null };
+}
+
+/** Whether the evaluation differs from what was written: field comparisons, run for every rule at every pass. */
+export function unpersisted(evaluation: RuleEvaluation, persisted: Persisted): boolean {
+  return (
+    evaluation.current_value !== persisted.current_value ||
+    (evaluation.pending_since ?? null) !== persisted.pending_since ||
+    (evaluation.keep_firing_since ?? null) !== persisted.keep_firing_since
+  );
 }
 
 /** The enabled rules held in memory: by id, by scope (what a batch touches) and by shard. */
@@ -54,7 +65,7 @@ export function createRuleIndex(): RuleIndex {
         pending_since: rule.pending_since,
         keep_firing_since: rule.keep_firing_since,
       },
-      persisted: existing?.persisted ?? persistedKey(rule),
+      persisted: existing?.persisted ?? persistedOf(rule),
     }),
     add(entry) {
       entries.set(entry.rule.id, entry);
